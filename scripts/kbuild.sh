@@ -1,0 +1,151 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Usage: scripts/kbuild.sh K [make args...]
+#
+# Builds the project's modules for kernel K of the matrix (see
+# scripts/kernels.sh list) out of the source tree:
+#   make -C <K's headers> M=$SHEAF_CACHE/build/K/src <make args>
+# with "modules W=1" as the default make args.  6.x builds on the host,
+# 7.2 in its sid chroot.  The build log goes to stderr; after a successful
+# "modules" build the build dir (holding every *.ko, subdirectories
+# included) is printed on stdout.
+#
+# The exit code is make's; a build whose log has any "warning:" line fails
+# too (the project's modules are W=1 clean), unless SHEAF_WARNINGS_OK=1
+# (for callers that judge the warnings themselves).
+#
+# SHEAF_SRC  source tree to build (default: this repo); its git-tracked and
+#            untracked-but-not-ignored files are copied, so the build never
+#            writes into it.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+SRC="${SHEAF_SRC:-$SHEAF_TOP}"
+# pahole: 6.12's headers ship vmlinux, so modules get BTF (CONFIG_PAHOLE_VERSION
+# there is bookworm's 1.24).
+HOST_BUILD_DEPS=(make gcc-12 pahole libelf1)
+# Where the build dir appears inside the chroot.
+CHROOT_BUILD=/sheaf-build
+MOUNTED=()
+
+# Prints the source files to copy, NUL-separated, relative to $SRC.
+list_sources() {
+	if git -C "$SRC" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$SRC" ls-files -co --exclude-standard -z
+	else
+		(cd "$SRC" && find . -path ./.git -prune -o -type f \
+			! -name '*.o' ! -name '*.ko' ! -name '*.mod' ! -name '*.mod.c' \
+			! -name '*.cmd' ! -name '*.a' ! -name '*.order' \
+			! -name '*.symvers' -printf '%P\0')
+	fi
+}
+
+# Mirrors the source files into $1, touching only files whose content
+# changed so that make rebuilds just what it must; files that left the
+# source tree are removed, build products stay.
+sync_sources() {
+	local dst=$1 manifest=$1.files f
+	local -A keep=()
+	mkdir -p "$dst"
+	while IFS= read -r -d '' f; do
+		[[ -e $SRC/$f || -L $SRC/$f ]] || continue # deleted, not yet staged
+		keep[$f]=1
+		if [[ -L $SRC/$f ]]; then
+			mkdir -p "$(dirname "$dst/$f")"
+			cp -P --remove-destination "$SRC/$f" "$dst/$f"
+		elif ! cmp -s "$SRC/$f" "$dst/$f"; then
+			mkdir -p "$(dirname "$dst/$f")"
+			cp --remove-destination "$SRC/$f" "$dst/$f"
+		fi
+	done < <(list_sources)
+	if [[ -f $manifest ]]; then
+		while IFS= read -r -d '' f; do
+			[[ -n ${keep[$f]:-} ]] || rm -f "$dst/$f"
+		done <"$manifest"
+	fi
+	printf '%s\0' "${!keep[@]}" >"$manifest"
+}
+
+unmount_all() {
+	local i
+	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
+		umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" ||
+			log "could not unmount ${MOUNTED[i]}"
+	done
+	MOUNTED=()
+}
+
+# Callers run this where set -e does not apply: each step is checked.
+mount_into_chroot() {
+	local chroot=$1 build=$2
+	mkdir -p "$chroot/proc" "$chroot$CHROOT_BUILD" || return
+	# objtool reads /proc while building.
+	mount -t proc proc "$chroot/proc" || return
+	MOUNTED+=("$chroot/proc")
+	mount --bind "$build" "$chroot$CHROOT_BUILD" || return
+	MOUNTED+=("$chroot$CHROOT_BUILD")
+}
+
+# Runs make for kernel $1 on the build dir $2; prints make's output.
+run_make() {
+	local k=$1 build=$2 kdir chroot rc=0
+	shift 2
+	kdir="$("$SHEAF_TOP/scripts/kernels.sh" path "$k" kdir)" || return
+	chroot="$("$SHEAF_TOP/scripts/kernels.sh" path "$k" chroot)" || return
+	# C locale: warnings must read "warning:" whatever the user's language.
+	if [[ -z $chroot ]]; then
+		LC_ALL=C make -C "$kdir" M="$build/src" -j"$(nproc)" "$@"
+		return
+	fi
+	trap unmount_all EXIT
+	trap 'exit 130' INT TERM HUP
+	mount_into_chroot "$chroot" "$build" || { unmount_all; return 1; }
+	chroot "$chroot" /usr/bin/env -i LC_ALL=C HOME=/root \
+		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+		make -C "$kdir" M="$CHROOT_BUILD/src" -j"$(nproc)" "$@" || rc=$?
+	unmount_all
+	return "$rc"
+}
+
+wants_modules() {
+	local a
+	for a in "$@"; do
+		[[ $a == modules ]] && return 0
+	done
+	return 1
+}
+
+main() {
+	[[ $# -ge 1 ]] || { sed -n '4,20s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+	local k=$1 build log rc=0
+	shift
+	[[ $# -gt 0 ]] || set -- modules W=1
+
+	"$SHEAF_TOP/scripts/kernels.sh" fetch "$k"
+	[[ -n "$("$SHEAF_TOP/scripts/kernels.sh" path "$k" chroot)" ]] ||
+		"$SHEAF_TOP/scripts/deps.sh" "${HOST_BUILD_DEPS[@]}"
+
+	build="$SHEAF_CACHE/build/$k"
+	mkdir -p "$build"
+	# One build per kernel at a time: they share the build dir (and mounts).
+	exec 8>"$build.lock"
+	flock 8
+	sync_sources "$build/src"
+
+	log="$build/make.log"
+	run_make "$k" "$build" "$@" 2>&1 | tee "$log" >&2 || rc=${PIPESTATUS[0]}
+	[[ $rc -eq 0 ]] || { log "make failed for $k ($rc)"; exit "$rc"; }
+
+	if [[ ${SHEAF_WARNINGS_OK:-} != 1 ]] && grep -qi 'warning:' "$log"; then
+		log "error: $k build has warnings (the project builds W=1 clean):"
+		grep -i 'warning:' "$log" >&2
+		exit 1
+	fi
+	if wants_modules "$@"; then
+		echo "$build/src"
+	fi
+}
+
+main "$@"

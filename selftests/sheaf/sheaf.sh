@@ -1,0 +1,153 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# kselftest for sheafmod.  Each case of the companion module test_sheaf.ko
+# runs in its own load: the module's init runs the case, fails the load when
+# the case fails, and reports "pass" or "skip: why" in its "result"
+# parameter.  Output is KTAP.
+#
+# The modules are taken from this script's directory when present (the test
+# bed installs them there), else from the installed modules (modprobe).
+
+set -u
+
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+PARAMS=/sys/module/test_sheaf/parameters
+STRESS_SECONDS=${SHEAF_STRESS_SECONDS:-8}
+
+failed=0
+count=0
+loaded_core=0
+
+load() {	# load MODULE [params...]
+	local mod=$1
+
+	shift
+	if [ -f "$DIR/$mod.ko" ]; then
+		insmod "$DIR/$mod.ko" "$@"
+	else
+		modprobe "$mod" "$@"
+	fi
+}
+
+ktap_result() {	# ktap_result ok|not-ok NAME [directive]
+	count=$((count + 1))
+	case $1 in
+	ok)	echo "ok $count $2${3:+ # $3}" ;;
+	*)	echo "not ok $count $2${3:+ # $3}"; failed=$((failed + 1)) ;;
+	esac
+}
+
+online_cpus_but_0() {
+	local c
+
+	for c in /sys/devices/system/cpu/cpu[1-9]*; do
+		[ -w "$c/online" ] && echo "$c"
+	done
+}
+
+# Take CPUs offline and online again until killed.  CPU 0 stays up.
+cycle_cpus() {
+	local cpus c n=0
+
+	cpus=$(online_cpus_but_0)
+	[ -n "$cpus" ] || return 0
+	while :; do
+		for c in $cpus; do
+			echo 0 > "$c/online" 2>/dev/null || continue
+			sleep 0.2
+			echo 1 > "$c/online"
+			n=$((n + 1))
+			echo "$n" > /tmp/sheaf-hotplug-cycles
+		done
+	done
+}
+
+# Cases that need something from the script while they run.
+case_params() {
+	case $1 in
+	stress*)	echo "seconds=$STRESS_SECONDS" ;;
+	esac
+}
+
+run_case() {
+	local name=$1 params result helper=
+
+	params=$(case_params "$name")
+	case $name in
+	stress*)	cycle_cpus & helper=$! ;;
+	esac
+
+	# shellcheck disable=SC2086 # params is a word list
+	if load test_sheaf "run=$name" $params; then
+		result=$(cat "$PARAMS/result")
+		rmmod test_sheaf
+	else
+		result="load failed"
+	fi
+
+	if [ -n "$helper" ]; then
+		kill "$helper"
+		wait "$helper" 2>/dev/null
+		for c in $(online_cpus_but_0) /sys/devices/system/cpu/cpu[1-9]*; do
+			[ -w "$c/online" ] && echo 1 > "$c/online" 2>/dev/null
+		done
+		echo "# cpu hotplug cycles: $(cat /tmp/sheaf-hotplug-cycles 2>/dev/null || echo 0)"
+	fi
+
+	case $result in
+	pass)	ktap_result ok "$name" ;;
+	skip*)	ktap_result ok "$name" "SKIP ${result#skip: }" ;;
+	*)	echo "# $name: $result"; ktap_result not-ok "$name" ;;
+	esac
+}
+
+main() {
+	local cases
+
+	echo "KTAP version 1"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "1..0 # SKIP must be run as root"
+		exit $KSFT_SKIP
+	fi
+
+	if ! grep -q '^sheafmod ' /proc/modules; then
+		if ! load sheafmod; then
+			echo "1..0 # SKIP sheafmod cannot be loaded"
+			exit $KSFT_SKIP
+		fi
+		loaded_core=1
+	fi
+
+	if ! load test_sheaf; then
+		echo "1..0 # SKIP test_sheaf cannot be loaded"
+		exit $KSFT_SKIP
+	fi
+	cases=$(cat "$PARAMS/cases")
+	rmmod test_sheaf
+
+	# shellcheck disable=SC2086 # cases is a word list
+	set -- $cases
+	echo "1..$(($# + loaded_core))"
+	for name in "$@"; do
+		run_case "$name"
+	done
+
+	if [ $loaded_core -eq 1 ]; then
+		if rmmod sheafmod; then
+			ktap_result ok unload_sheafmod
+		else
+			ktap_result not-ok unload_sheafmod
+		fi
+	fi
+
+	echo "# Totals: pass:$((count - failed)) fail:$failed"
+	[ $failed -eq 0 ] && exit $KSFT_PASS
+	exit $KSFT_FAIL
+}
+
+main "$@"

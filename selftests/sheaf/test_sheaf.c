@@ -1,0 +1,1049 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Companion test module of sheafmod, driven by selftests/sheaf/sheaf.sh.
+ *
+ * Loading it with run=<case> runs that case; a failing case fails the load
+ * (as kselftest modules do) and a passing or skipped one leaves "pass" or
+ * "skip: <why>" in the result parameter.  Without run= it only lists the
+ * cases in the cases parameter.  Diagnostics go to the kernel log.
+ *
+ * Every case works on fresh caches and ends with teardown(), which checks
+ * object conservation: once the test has freed all it allocated and the
+ * layer is shrunk, the layer holds nothing and owes the slab nothing, and
+ * destroying the kmem_cache finds no object left (the slab itself warns
+ * otherwise, which fails the run).
+ *
+ * Cases that provoke API misuse print "sheaf_test: expect-warn begin/end"
+ * around it: the test bed allows kernel warnings only there.
+ */
+#define pr_fmt(fmt) "sheaf_test: " fmt
+
+#include <linux/cpu.h>
+#include <linux/delay.h>
+#include <linux/hrtimer.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+
+#include "compat.h"
+#include "sheaf.h"
+#include "sheaf_internal.h"
+
+SHEAF_IMPORT_NS();
+
+static char *run;
+module_param(run, charp, 0444);
+MODULE_PARM_DESC(run, "the case to run");
+
+static int seconds = 5;
+module_param(seconds, int, 0444);
+MODULE_PARM_DESC(seconds, "how long the stress cases run");
+
+static char result[128] = "none";
+module_param_string(result, result, sizeof(result), 0444);
+MODULE_PARM_DESC(result, "pass, or skip: <why> (a failed case fails the load)");
+
+static char cases[1024];
+module_param_string(cases, cases, sizeof(cases), 0444);
+MODULE_PARM_DESC(cases, "all case names");
+
+#define OBJ_SIZE	64
+#define CAPACITY	32
+
+/* ---- assertions ---------------------------------------------------------- */
+
+static int failures;
+
+#define CHECK(cond) ({							\
+	bool __ok = !!(cond);						\
+	if (!__ok) {							\
+		pr_err("%s:%d: check failed: %s\n", __func__, __LINE__, \
+		       #cond);						\
+		failures++;						\
+	}								\
+	__ok;								\
+})
+
+#define CHECK_EQ(a, b) ({						\
+	long long __a = (a), __b = (b);					\
+	bool __ok = __a == __b;						\
+	if (!__ok) {							\
+		pr_err("%s:%d: %s == %lld, expected %s == %lld\n",	\
+		       __func__, __LINE__, #a, __a, #b, __b);		\
+		failures++;						\
+	}								\
+	__ok;								\
+})
+
+static void skip(const char *why)
+{
+	snprintf(result, sizeof(result), "skip: %s", why);
+}
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+struct fixture {
+	struct kmem_cache *s;
+	struct sheaf_cache *sc;
+};
+
+static unsigned long stat(struct sheaf_cache *sc, enum sheaf_stat item)
+{
+	return sheaf_stat_sum(sc, item);
+}
+
+/* Objects the slab has handed to the layer and not got back. */
+static long slab_outstanding(struct sheaf_cache *sc)
+{
+	return stat(sc, SHEAF_REFILL) + stat(sc, ALLOC_SLAB) -
+	       stat(sc, SHEAF_FLUSH) - stat(sc, FREE_SLAB);
+}
+
+static void obj_ctor(void *obj)
+{
+	memset(obj, 0xc7, OBJ_SIZE);
+}
+
+/*
+ * A cache of its own: a usercopy region makes it unmergeable, so
+ * kmem_cache_destroy() really checks it is empty.
+ */
+static int setup_full(struct fixture *f, const char *name,
+		      const struct sheaf_cache_args *args, void (*ctor)(void *))
+{
+	f->s = kmem_cache_create_usercopy(name, OBJ_SIZE, 0, 0, 0, OBJ_SIZE,
+					  ctor);
+	if (!CHECK(f->s))
+		return -ENOMEM;
+	f->sc = sheaf_cache_attach(f->s, name, args);
+	if (!CHECK(!IS_ERR(f->sc))) {
+		kmem_cache_destroy(f->s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int setup(struct fixture *f, const char *name, unsigned int capacity)
+{
+	struct sheaf_cache_args args = { .capacity = capacity };
+
+	return setup_full(f, name, &args, NULL);
+}
+
+static void teardown(struct fixture *f)
+{
+	sheaf_cache_shrink(f->sc);
+	CHECK_EQ(sheaf_cache_nr_cached(f->sc), 0);
+	CHECK_EQ(slab_outstanding(f->sc), 0);
+	sheaf_cache_detach(f->sc);
+	kmem_cache_destroy(f->s);
+}
+
+static void free_all(struct sheaf_cache *sc, void **objs, unsigned int n)
+{
+	while (n--)
+		sheaf_cache_free(sc, objs[n]);
+}
+
+/* ---- prefilled sheaves ---------------------------------------------------- */
+
+/* N objects guaranteed with IRQs off under a spinlock; the N+1st fails. */
+static void test_prefill_guarantee(void)
+{
+	static DEFINE_SPINLOCK(lock);
+	void *objs[CAPACITY + 1];
+	struct fixture f;
+	struct sheaf *sheaf;
+	unsigned long flags;
+	unsigned int i, n;
+
+	if (setup(&f, "t_prefill", CAPACITY))
+		return;
+	for (n = 1; n <= CAPACITY; n += CAPACITY - 1) {
+		sheaf = sheaf_prefill(f.sc, GFP_KERNEL, n);
+		if (!CHECK(sheaf))
+			break;
+		CHECK(sheaf_size(sheaf) >= n);
+
+		spin_lock_irqsave(&lock, flags);
+		for (i = 0; i < CAPACITY; i++) {
+			objs[i] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+			if (!objs[i])
+				break;
+		}
+		objs[i] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+		spin_unlock_irqrestore(&lock, flags);
+
+		/* A fresh sheaf is filled to capacity. */
+		CHECK_EQ(i, CAPACITY);
+		CHECK(!objs[i]);
+		CHECK_EQ(sheaf_size(sheaf), 0);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+		free_all(f.sc, objs, i);
+	}
+	teardown(&f);
+}
+
+/* A returned sheaf is reused by the next prefill without a refill. */
+static void test_prefill_reuse(void)
+{
+	struct fixture f;
+	struct sheaf *sheaf;
+	unsigned long fast, slow;
+	void *obj;
+
+	if (setup(&f, "t_reuse", CAPACITY))
+		return;
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 8);
+	if (!CHECK(sheaf))
+		goto out;
+	obj = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+	sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	sheaf_cache_free(f.sc, obj);
+
+	fast = stat(f.sc, SHEAF_PREFILL_FAST);
+	slow = stat(f.sc, SHEAF_PREFILL_SLOW);
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 8);
+	if (CHECK(sheaf)) {
+		CHECK_EQ(sheaf_size(sheaf), CAPACITY - 1);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	}
+	CHECK_EQ(stat(f.sc, SHEAF_PREFILL_FAST), fast + 1);
+	CHECK_EQ(stat(f.sc, SHEAF_PREFILL_SLOW), slow);
+	CHECK(stat(f.sc, SHEAF_RETURN_FAST) >= 2);
+out:
+	teardown(&f);
+}
+
+/* size > capacity builds an oversize sheaf, flushed and freed on return. */
+static void test_prefill_oversize(void)
+{
+	unsigned int n = 3 * CAPACITY, i;
+	void *objs[3 * CAPACITY];
+	struct fixture f;
+	struct sheaf *sheaf;
+
+	if (setup(&f, "t_oversize", CAPACITY))
+		return;
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, n);
+	if (!CHECK(sheaf))
+		goto out;
+	CHECK_EQ(sheaf_size(sheaf), n);
+	CHECK_EQ(stat(f.sc, SHEAF_PREFILL_OVERSIZE), 1);
+	for (i = 0; i < n; i++)
+		objs[i] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+	CHECK(objs[n - 1]);
+	CHECK(!sheaf_alloc(f.sc, GFP_KERNEL, sheaf));
+
+	/* Refilled in place: it is already big enough. */
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, n), 0);
+	CHECK_EQ(sheaf_size(sheaf), n);
+
+	CHECK_EQ(stat(f.sc, SHEAF_FREE), 0);
+	sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	CHECK_EQ(stat(f.sc, SHEAF_FREE), 1);
+	CHECK_EQ(stat(f.sc, SHEAF_FLUSH), n);
+	free_all(f.sc, objs, n);
+out:
+	teardown(&f);
+}
+
+/* Every branch of sheaf_refill(), including -ENOMEM keeping the old sheaf. */
+static void test_refill(void)
+{
+	struct sheaf *sheaf, *old;
+	void *objs[4 * CAPACITY];
+	struct fixture f;
+	unsigned int i, n = 0;
+
+	if (setup(&f, "t_refill", CAPACITY))
+		return;
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 4);
+	if (!CHECK(sheaf))
+		goto out;
+
+	/* Enough already: nothing happens. */
+	old = sheaf;
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 4), 0);
+	CHECK(sheaf == old);
+	CHECK_EQ(sheaf_size(sheaf), CAPACITY);
+
+	/* Within capacity: refilled in place, to capacity. */
+	for (i = 0; i < CAPACITY - 2; i++)
+		objs[n++] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 10), 0);
+	CHECK(sheaf == old);
+	CHECK_EQ(sheaf_size(sheaf), CAPACITY);
+
+	/* -ENOMEM in place: the sheaf is as it was and still works. */
+	for (i = 0; i < CAPACITY - 2; i++)
+		objs[n++] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+	atomic_set(&f.sc->fail_allocs, 1);
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 10), -ENOMEM);
+	CHECK(sheaf == old);
+	CHECK_EQ(sheaf_size(sheaf), 2);
+
+	/* -ENOMEM when growing beyond capacity: also unchanged. */
+	atomic_set(&f.sc->fail_allocs, 2);
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 2 * CAPACITY), -ENOMEM);
+	CHECK(sheaf == old);
+	CHECK_EQ(sheaf_size(sheaf), 2);
+	atomic_set(&f.sc->fail_allocs, 0);
+	objs[n++] = sheaf_alloc(f.sc, GFP_KERNEL, sheaf);
+	CHECK(objs[n - 1]);
+
+	/* Beyond capacity: replaced by an oversize sheaf. */
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 2 * CAPACITY), 0);
+	CHECK(sheaf != old);
+	CHECK(sheaf_size(sheaf) >= 2 * CAPACITY);
+	CHECK_EQ(stat(f.sc, SHEAF_PREFILL_OVERSIZE), 1);
+
+	/* Larger still: replaced again. */
+	old = sheaf;
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &sheaf, 3 * CAPACITY), 0);
+	CHECK(sheaf != old);
+	CHECK(sheaf_size(sheaf) >= 3 * CAPACITY);
+	sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	free_all(f.sc, objs, n);
+out:
+	teardown(&f);
+}
+
+/* A failed prefill returns NULL and loses nothing. */
+static void test_prefill_failure(void)
+{
+	struct fixture f;
+	struct sheaf *sheaf;
+
+	if (setup(&f, "t_prefill_fail", CAPACITY))
+		return;
+	atomic_set(&f.sc->fail_allocs, 2);
+	CHECK(!sheaf_prefill(f.sc, GFP_KERNEL, 8));
+	atomic_set(&f.sc->fail_allocs, 1);
+	CHECK(!sheaf_prefill(f.sc, GFP_KERNEL, 2 * CAPACITY));
+	atomic_set(&f.sc->fail_allocs, 0);
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 8);
+	if (CHECK(sheaf))
+		sheaf_return(f.sc, GFP_NOWAIT, sheaf);
+	teardown(&f);
+}
+
+/* ---- zeroing ------------------------------------------------------------ */
+
+static bool all_bytes(const void *obj, u8 byte)
+{
+	return !memchr_inv(obj, byte, OBJ_SIZE);
+}
+
+/* __GFP_ZERO zeroes recycled objects, on both allocation paths. */
+static void test_gfp_zero(void)
+{
+	void *obj, *objs[CAPACITY];
+	struct fixture f;
+	struct sheaf *sheaf;
+	unsigned int i;
+
+	if (setup(&f, "t_zero", CAPACITY))
+		return;
+	for (i = 0; i < CAPACITY; i++) {
+		objs[i] = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+		memset(objs[i], 0xa5, OBJ_SIZE);
+	}
+	free_all(f.sc, objs, CAPACITY);
+
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL | __GFP_ZERO);
+	CHECK(obj && all_bytes(obj, 0));
+	sheaf_cache_free(f.sc, obj);
+
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 4);
+	if (CHECK(sheaf)) {
+		obj = sheaf_alloc(f.sc, __GFP_ZERO, sheaf);
+		CHECK(obj && all_bytes(obj, 0));
+		sheaf_cache_free(f.sc, obj);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	}
+	teardown(&f);
+}
+
+/*
+ * With init_on_alloc or init_on_free (Debian's default is init_on_alloc),
+ * recycled objects come back zeroed; constructed objects never are.
+ */
+static void test_init_on_alloc(void)
+{
+	bool init = want_init_on_alloc(GFP_KERNEL) || want_init_on_free();
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	struct fixture f, c;
+	void *obj;
+
+	if (setup(&f, "t_init", CAPACITY))
+		return;
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	memset(obj, 0xa5, OBJ_SIZE);
+	sheaf_cache_free(f.sc, obj);
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	CHECK(all_bytes(obj, init ? 0 : 0xa5));
+	sheaf_cache_free(f.sc, obj);
+	teardown(&f);
+
+	args.flags = SHEAF_CACHE_CTOR;
+	if (setup_full(&c, "t_ctor", &args, obj_ctor))
+		return;
+	obj = sheaf_cache_alloc(c.sc, GFP_KERNEL);
+	CHECK(all_bytes(obj, 0xc7));
+	sheaf_cache_free(c.sc, obj);
+	obj = sheaf_cache_alloc(c.sc, GFP_KERNEL);
+	CHECK(all_bytes(obj, 0xc7));
+	sheaf_cache_free(c.sc, obj);
+	teardown(&c);
+
+	if (!init)
+		skip("neither init_on_alloc nor init_on_free is on");
+}
+
+/* ---- per-CPU sheaves and barns -------------------------------------------- */
+
+struct on_cpu {
+	struct sheaf_cache *sc;
+	void **objs;
+	unsigned int n;
+};
+
+static long alloc_on_cpu(void *arg)
+{
+	struct on_cpu *oc = arg;
+	unsigned int i;
+
+	for (i = 0; i < oc->n; i++) {
+		oc->objs[i] = sheaf_cache_alloc(oc->sc, GFP_KERNEL);
+		if (!oc->objs[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static long free_on_cpu(void *arg)
+{
+	struct on_cpu *oc = arg;
+
+	free_all(oc->sc, oc->objs, oc->n);
+	return 0;
+}
+
+static struct sheaf_pcpu *pcs_of(struct sheaf_cache *sc, unsigned int cpu)
+{
+	return per_cpu_ptr(sc->pcpu, cpu);
+}
+
+static void barn_of(struct sheaf_cache *sc, unsigned int cpu,
+		    unsigned int *nr_full, unsigned int *nr_empty)
+{
+	struct sheaf_barn *barn = sc->barns[cpu_to_mem(cpu)];
+
+	*nr_full = READ_ONCE(barn->nr_full);
+	*nr_empty = READ_ONCE(barn->nr_empty);
+}
+
+/*
+ * Main, spare and barn trade sheaves as upstream's do, within the barn's
+ * limits, seen through the counters and the per-CPU state.
+ */
+static void test_exchanges(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = 8, .barn_max_full = 2, .barn_max_empty = 1,
+	};
+	unsigned int cpu = cpumask_first(cpu_online_mask);
+	unsigned int nr_full, nr_empty;
+	void *objs[64];
+	struct on_cpu oc = { .objs = objs };
+	struct sheaf_pcpu *pcs;
+	struct fixture f;
+
+	if (setup_full(&f, "t_exchange", &args, NULL))
+		return;
+	oc.sc = f.sc;
+	pcs = pcs_of(f.sc, cpu);
+
+	/* One allocation refills main from the slab: 8 in, 1 out. */
+	oc.n = 1;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(stat(f.sc, SHEAF_REFILL), 8);
+	CHECK_EQ(pcs->main->size, 7);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	CHECK_EQ(pcs->main->size, 8);
+
+	/* 16 allocations empty main twice; 16 frees fill main and spare. */
+	oc.n = 16;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	CHECK(pcs->spare && pcs->spare->size == 8);
+	CHECK_EQ(pcs->main->size, 8);
+
+	/* 32 more frees: full sheaves go to the barn until its limit. */
+	oc.n = 40;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	barn_of(f.sc, cpu, &nr_full, &nr_empty);
+	CHECK_EQ(nr_full, 2);
+	CHECK(stat(f.sc, BARN_PUT_FAIL) >= 1);
+	CHECK(stat(f.sc, SHEAF_FLUSH) >= 8);
+
+	/* Allocating takes full sheaves back from the barn. */
+	oc.n = 40;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	barn_of(f.sc, cpu, &nr_full, &nr_empty);
+	CHECK_EQ(nr_full, 0);
+	CHECK(nr_empty <= 1);
+	CHECK(stat(f.sc, BARN_GET) >= 2);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	teardown(&f);
+}
+
+/* Objects freed on another CPU than they were allocated on. */
+static void test_cross_cpu_free(void)
+{
+	unsigned int a = cpumask_first(cpu_online_mask);
+	unsigned int b = cpumask_next(a, cpu_online_mask);
+	void *objs[100];
+	struct on_cpu oc = { .objs = objs, .n = 100 };
+	struct fixture f;
+
+	if (b >= nr_cpu_ids) {
+		skip("needs two online CPUs");
+		return;
+	}
+	if (setup(&f, "t_cross", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	CHECK_EQ(work_on_cpu(a, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(b, free_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(b, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(a, free_on_cpu, &oc), 0);
+	teardown(&f);
+}
+
+/* The trylock: a nested user on the same CPU bypasses the sheaves. */
+static void test_nested_context(void)
+{
+	struct sheaf_pcpu *pcs;
+	struct fixture f;
+	unsigned long slab;
+	void *obj;
+
+	if (setup(&f, "t_nested", CAPACITY))
+		return;
+	/* As if an interrupt arrived while this CPU held its sheaves. */
+	migrate_disable();
+	pcs = this_cpu_ptr(f.sc->pcpu);
+	WRITE_ONCE(pcs->locked, 1);
+	slab = stat(f.sc, ALLOC_SLAB);
+	obj = sheaf_cache_alloc(f.sc, GFP_ATOMIC);
+	CHECK(obj);
+	CHECK_EQ(stat(f.sc, ALLOC_SLAB), slab + 1);
+	sheaf_cache_free(f.sc, obj);
+	CHECK_EQ(stat(f.sc, FREE_SLAB), 1);
+	WRITE_ONCE(pcs->locked, 0);
+	migrate_enable();
+	teardown(&f);
+}
+
+struct irq_test {
+	struct hrtimer timer;
+	struct sheaf_cache *sc;
+	void *objs[16];
+	int runs;
+	bool ok;
+};
+
+static enum hrtimer_restart irq_test_fn(struct hrtimer *t)
+{
+	struct irq_test *it = container_of(t, struct irq_test, timer);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(it->objs); i++)
+		it->objs[i] = sheaf_cache_alloc(it->sc, GFP_ATOMIC);
+	for (i = 0; i < ARRAY_SIZE(it->objs); i++) {
+		if (!it->objs[i])
+			it->ok = false;
+		sheaf_cache_free(it->sc, it->objs[i]);
+	}
+	if (--it->runs <= 0)
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(t, ns_to_ktime(20 * NSEC_PER_USEC));
+	return HRTIMER_RESTART;
+}
+
+/* Hardirq allocations interrupting process-context ones on any CPU. */
+static void test_irq_context(void)
+{
+	struct irq_test *it;
+	struct fixture f;
+	void *obj;
+	int i;
+
+	it = kzalloc(sizeof(*it), GFP_KERNEL);
+	if (!CHECK(it))
+		return;
+	if (setup(&f, "t_irq", CAPACITY))
+		goto out;
+	it->sc = f.sc;
+	it->runs = 200;
+	it->ok = true;
+	/* A hardirq timer; on PREEMPT_RT a softirq one, as RT requires. */
+	sheaf_hrtimer_setup(&it->timer, irq_test_fn);
+	hrtimer_start(&it->timer, ns_to_ktime(10 * NSEC_PER_USEC),
+		      HRTIMER_MODE_REL);
+	for (i = 0; i < 200000 && hrtimer_active(&it->timer); i++) {
+		obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+		CHECK(obj);
+		sheaf_cache_free(f.sc, obj);
+		if (!(i % 64))
+			cond_resched();
+	}
+	hrtimer_cancel(&it->timer);
+	CHECK(it->ok);
+	teardown(&f);
+out:
+	kfree(it);
+}
+
+/* ---- NUMA ------------------------------------------------------------------- */
+
+static void test_remote_node(void)
+{
+	int local = numa_mem_id(), remote = NUMA_NO_NODE, node;
+	struct fixture f;
+	void *obj;
+
+	for_each_node_state(node, N_MEMORY)
+		if (node != local)
+			remote = node;
+	if (remote == NUMA_NO_NODE) {
+		skip("needs two NUMA nodes with memory");
+		return;
+	}
+	if (setup(&f, "t_numa", CAPACITY))
+		return;
+
+	migrate_disable();
+	obj = sheaf_cache_alloc_node(f.sc, GFP_KERNEL, remote);
+	if (CHECK(obj)) {
+		CHECK_EQ(page_to_nid(virt_to_head_page(obj)), remote);
+		CHECK_EQ(stat(f.sc, ALLOC_SLAB), 1);
+		sheaf_cache_free(f.sc, obj);
+	}
+	CHECK_EQ(stat(f.sc, FREE_REMOTE), 1);
+
+	obj = sheaf_cache_alloc_node(f.sc, GFP_KERNEL, numa_mem_id());
+	if (CHECK(obj)) {
+		CHECK_EQ(page_to_nid(virt_to_head_page(obj)), numa_mem_id());
+		sheaf_cache_free(f.sc, obj);
+	}
+	migrate_enable();
+	teardown(&f);
+}
+
+/* ---- shrinking and CPU hotplug ----------------------------------------------- */
+
+static void test_shrink(void)
+{
+	struct fixture f;
+	void *objs[200];
+	unsigned int i;
+
+	if (setup(&f, "t_shrink", CAPACITY))
+		return;
+	for (i = 0; i < ARRAY_SIZE(objs); i++)
+		objs[i] = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	free_all(f.sc, objs, ARRAY_SIZE(objs));
+	CHECK(sheaf_cache_nr_cached(f.sc) >= ARRAY_SIZE(objs));
+	sheaf_cache_shrink(f.sc);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	CHECK_EQ(slab_outstanding(f.sc), 0);
+	teardown(&f);
+}
+
+/* A dead CPU's sheaves are flushed; the CPU works again once back. */
+static void test_cpu_hotplug(void)
+{
+	unsigned int cpu = cpumask_last(cpu_online_mask);
+	void *objs[20];
+	struct on_cpu oc = { .objs = objs, .n = 20 };
+	struct fixture f;
+	unsigned long flushed;
+	int err;
+
+	if (cpu == cpumask_first(cpu_online_mask)) {
+		skip("needs two online CPUs");
+		return;
+	}
+	if (setup(&f, "t_hotplug", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	CHECK_EQ(pcs_of(f.sc, cpu)->main->size, CAPACITY);
+
+	flushed = stat(f.sc, SHEAF_FLUSH);
+	err = remove_cpu(cpu);
+	if (err) {
+		skip("CPU cannot be taken offline");
+		goto out;
+	}
+	CHECK_EQ(pcs_of(f.sc, cpu)->main->size, 0);
+	CHECK_EQ(stat(f.sc, SHEAF_FLUSH), flushed + CAPACITY);
+	CHECK_EQ(add_cpu(cpu), 0);
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+out:
+	teardown(&f);
+}
+
+/* ---- cache kinds ---------------------------------------------------------- */
+
+/* SLAB_ACCOUNT and pass-through caches never park objects. */
+static void test_bypass(void)
+{
+	static const unsigned int kinds[] = {
+		SHEAF_CACHE_ACCOUNT, SHEAF_CACHE_PASSTHROUGH,
+	};
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	struct fixture f;
+	unsigned int k;
+	void *obj;
+
+	for (k = 0; k < ARRAY_SIZE(kinds); k++) {
+		args.flags = kinds[k];
+		if (setup_full(&f, "t_bypass", &args, NULL))
+			return;
+		obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+		sheaf_cache_free(f.sc, obj);
+		CHECK_EQ(stat(f.sc, ALLOC_SLAB), 1);
+		CHECK_EQ(stat(f.sc, FREE_SLAB), 1);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+		teardown(&f);
+	}
+}
+
+/* sheaf_cache_create() owns its kmem_cache and reads its flags. */
+static void test_create(void)
+{
+	struct sheaf_cache *sc;
+	void *obj;
+
+	sc = sheaf_cache_create("t_create", OBJ_SIZE, 0, SLAB_ACCOUNT, NULL,
+				NULL);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	CHECK(sc->flags & SHEAF_CACHE_ACCOUNT);
+	CHECK(sheaf_cache_capacity(sc) >= 60);
+	CHECK(sheaf_cache_kmem_cache(sc));
+	obj = sheaf_cache_alloc(sc, GFP_KERNEL);
+	sheaf_cache_free(sc, obj);
+	sheaf_cache_destroy(sc);
+
+	sc = sheaf_cache_create("t_create", OBJ_SIZE, 0, 0, obj_ctor, NULL);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	CHECK(sc->flags & SHEAF_CACHE_CTOR);
+	CHECK(!sc->zero_on_free);
+	sheaf_cache_destroy(sc);
+}
+
+/* ---- misuse --------------------------------------------------------------------- */
+
+#define EXPECT_WARN_BEGIN(tag) pr_info("expect-warn begin %s\n", tag)
+#define EXPECT_WARN_END(tag) pr_info("expect-warn end %s\n", tag)
+
+/* Bad arguments are refused with an error code and no warning. */
+static void test_bad_args(void)
+{
+	struct sheaf_cache_args big = { .capacity = SHEAF_MAX_CAPACITY + 1 };
+	struct sheaf_cache_args flags = { .flags = 1U << 31 };
+	char long_name[SHEAF_NAME_LEN + 1];
+	struct sheaf_cache *sc;
+	struct fixture f;
+
+	if (setup(&f, "t_args", CAPACITY))
+		return;
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, "t_args", NULL)), -EEXIST);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, "t_big", &big)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, "t_flags", &flags)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, NULL, NULL)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, "", NULL)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, "a/b", NULL)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(f.s, long_name, NULL)), -EINVAL);
+	CHECK_EQ(PTR_ERR(sheaf_cache_attach(NULL, "t_null", NULL)), -EINVAL);
+
+	/* The name is free again after detach. */
+	sc = sheaf_cache_attach(f.s, "t_args2", NULL);
+	if (CHECK(!IS_ERR(sc))) {
+		sheaf_cache_detach(sc);
+		sc = sheaf_cache_attach(f.s, "t_args2", NULL);
+		if (CHECK(!IS_ERR(sc)))
+			sheaf_cache_detach(sc);
+	}
+	CHECK_EQ(stat(f.sc, MISUSE), 0);
+	teardown(&f);
+}
+
+/* Misused prefilled sheaves warn once, are counted, and do no harm. */
+static void test_misuse(void)
+{
+	struct fixture f, g;
+	struct sheaf *sheaf, *null = NULL;
+	void *obj;
+
+	if (setup(&f, "t_misuse", CAPACITY))
+		return;
+	if (setup(&g, "t_misuse2", CAPACITY))
+		goto out_f;
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 4);
+	if (!CHECK(sheaf))
+		goto out;
+
+	EXPECT_WARN_BEGIN("misuse");
+	CHECK(!sheaf_prefill(f.sc, GFP_KERNEL, 0));
+	CHECK(!sheaf_alloc(f.sc, GFP_KERNEL, NULL));
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, NULL, 4), -EINVAL);
+	CHECK_EQ(sheaf_refill(f.sc, GFP_KERNEL, &null, 4), -EINVAL);
+	sheaf_return(f.sc, GFP_KERNEL, NULL);
+	CHECK_EQ(sheaf_size(NULL), 0);
+	/* A sheaf of another cache. */
+	CHECK(!sheaf_alloc(g.sc, GFP_KERNEL, sheaf));
+	sheaf_return(g.sc, GFP_KERNEL, sheaf);
+	CHECK_EQ(sheaf_size(sheaf), CAPACITY);
+	/* Returned twice: the second time it is the CPU's spare again. */
+	sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	CHECK(!sheaf_alloc(f.sc, GFP_KERNEL, sheaf));
+	EXPECT_WARN_END("misuse");
+
+	CHECK_EQ(stat(f.sc, MISUSE), 7);
+	CHECK_EQ(stat(g.sc, MISUSE), 2);
+	/* Nothing was lost: the cache still works. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	CHECK(obj);
+	sheaf_cache_free(f.sc, obj);
+out:
+	teardown(&g);
+out_f:
+	teardown(&f);
+}
+
+/* Detach with a prefilled sheaf out warns and stays safe until it returns. */
+static void test_detach_outstanding(void)
+{
+	struct sheaf_cache *sc;
+	struct sheaf *sheaf;
+	struct kmem_cache *s;
+	void *obj;
+
+	sc = sheaf_cache_create("t_detach", OBJ_SIZE, 0, 0, NULL, NULL);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	s = sheaf_cache_kmem_cache(sc);
+	sheaf = sheaf_prefill(sc, GFP_KERNEL, 4);
+	if (!CHECK(sheaf)) {
+		sheaf_cache_destroy(sc);
+		return;
+	}
+	EXPECT_WARN_BEGIN("detach");
+	sheaf_cache_destroy(sc);
+	EXPECT_WARN_END("detach");
+
+	/* The sheaf still works and returning it frees everything. */
+	obj = sheaf_alloc(sc, GFP_KERNEL, sheaf);
+	CHECK(obj);
+	kmem_cache_free(s, obj);
+	sheaf_return(sc, GFP_KERNEL, sheaf);
+}
+
+/* ---- stress ------------------------------------------------------------------- */
+
+#define XFER_SLOTS 256
+
+struct stress {
+	struct sheaf_cache *sc;
+	spinlock_t lock;		/* xfer */
+	void *xfer[XFER_SLOTS];		/* objects passed between CPUs */
+	unsigned long deadline;
+	atomic_long_t ops;
+	atomic_t errors;
+	atomic_t running;
+	struct completion done;
+};
+
+static void stress_xfer(struct stress *st, void **obj)
+{
+	unsigned int slot = get_random_u32() % XFER_SLOTS;
+
+	spin_lock(&st->lock);
+	swap(st->xfer[slot], *obj);
+	spin_unlock(&st->lock);
+}
+
+static void stress_round(struct stress *st, void **objs, unsigned int n)
+{
+	unsigned int i, k = get_random_u32() % 8;
+	struct sheaf *sheaf;
+
+	for (i = 0; i < n; i++)
+		objs[i] = sheaf_cache_alloc(st->sc, i & 1 ? GFP_KERNEL : GFP_ATOMIC);
+	sheaf = sheaf_prefill(st->sc, GFP_KERNEL, k + 1);
+	if (sheaf) {
+		for (i = 0; i <= k; i++) {
+			void *obj = sheaf_alloc(st->sc, __GFP_ZERO, sheaf);
+
+			if (!obj)
+				atomic_inc(&st->errors);
+			stress_xfer(st, &obj);
+			sheaf_cache_free(st->sc, obj);
+		}
+		if (k & 1)
+			sheaf_refill(st->sc, GFP_KERNEL, &sheaf,
+				     k * CAPACITY / 2 + 1);
+		sheaf_return(st->sc, k & 2 ? GFP_NOWAIT : GFP_KERNEL, sheaf);
+	}
+	for (i = 0; i < n; i++) {
+		if (!objs[i])
+			continue;
+		if (i % 3 == 0)
+			stress_xfer(st, &objs[i]);
+		sheaf_cache_free(st->sc, objs[i]);
+	}
+	atomic_long_add(2 * n + 2 * k + 2, &st->ops);
+}
+
+static int stress_thread(void *arg)
+{
+	struct stress *st = arg;
+	void *objs[100];
+
+	while (time_before(jiffies, st->deadline) && !kthread_should_stop()) {
+		stress_round(st, objs, get_random_u32() % ARRAY_SIZE(objs));
+		cond_resched();
+	}
+	if (atomic_dec_and_test(&st->running))
+		complete(&st->done);
+	return 0;
+}
+
+/*
+ * One thread per CPU mixes every call with cross-CPU frees while the test
+ * script takes CPUs offline and online.
+ */
+static void test_stress(void)
+{
+	unsigned int cpu, nthreads = 0, i;
+	struct stress *st;
+	struct fixture f;
+
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!CHECK(st))
+		return;
+	if (setup(&f, "t_stress", CAPACITY))
+		goto out;
+	st->sc = f.sc;
+	spin_lock_init(&st->lock);
+	init_completion(&st->done);
+	st->deadline = jiffies + seconds * HZ;
+	atomic_set(&st->running, 1);
+	for_each_online_cpu(cpu) {
+		struct task_struct *t;
+
+		atomic_inc(&st->running);
+		t = kthread_run(stress_thread, st, "sheaf_stress/%u", cpu);
+		if (IS_ERR(t)) {
+			atomic_dec(&st->running);
+			continue;
+		}
+		nthreads++;
+	}
+	if (!atomic_dec_and_test(&st->running))
+		wait_for_completion(&st->done);
+	for (i = 0; i < XFER_SLOTS; i++)
+		sheaf_cache_free(f.sc, st->xfer[i]);
+	CHECK(nthreads >= 1);
+	CHECK_EQ(atomic_read(&st->errors), 0);
+	pr_info("stress: %u threads, %ld operations\n", nthreads,
+		atomic_long_read(&st->ops));
+	teardown(&f);
+out:
+	kfree(st);
+}
+
+/* ---- the cases ---------------------------------------------------------------- */
+
+struct test_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+static const struct test_case test_cases[] = {
+	{ "prefill_guarantee", test_prefill_guarantee },
+	{ "prefill_reuse", test_prefill_reuse },
+	{ "prefill_oversize", test_prefill_oversize },
+	{ "prefill_failure", test_prefill_failure },
+	{ "refill", test_refill },
+	{ "gfp_zero", test_gfp_zero },
+	{ "init_on_alloc", test_init_on_alloc },
+	{ "exchanges", test_exchanges },
+	{ "cross_cpu_free", test_cross_cpu_free },
+	{ "nested_context", test_nested_context },
+	{ "irq_context", test_irq_context },
+	{ "remote_node", test_remote_node },
+	{ "shrink", test_shrink },
+	{ "cpu_hotplug", test_cpu_hotplug },
+	{ "bypass", test_bypass },
+	{ "create", test_create },
+	{ "bad_args", test_bad_args },
+	{ "misuse", test_misuse },
+	{ "detach_outstanding", test_detach_outstanding },
+	{ "stress", test_stress },
+};
+
+static int __init test_sheaf_init(void)
+{
+	const struct test_case *tc;
+	size_t len = 0;
+
+	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++)
+		len += scnprintf(cases + len, sizeof(cases) - len, "%s%s",
+				 len ? " " : "", tc->name);
+	if (!run)
+		return 0;
+
+	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++) {
+		if (strcmp(tc->name, run))
+			continue;
+		pr_info("case %s: start\n", tc->name);
+		strscpy(result, "pass", sizeof(result));
+		tc->fn();
+		if (failures) {
+			pr_err("case %s: %d checks failed\n", tc->name, failures);
+			return -EINVAL;
+		}
+		pr_info("case %s: %s\n", tc->name, result);
+		return 0;
+	}
+	pr_err("no case named %s\n", run);
+	return -EINVAL;
+}
+
+static void __exit test_sheaf_exit(void)
+{
+}
+
+module_init(test_sheaf_init);
+module_exit(test_sheaf_exit);
+
+MODULE_DESCRIPTION("Tests of sheafmod");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sheafmod: per-CPU sheaves and per-node barns over any kmem_cache.
+ *
+ * A sheaf is an array of ready objects of one cache.  Every CPU keeps a
+ * main and a spare sheaf; every NUMA node keeps a barn of whole sheaves.
+ * On top of that, a caller can prefill a sheaf with at least N objects and
+ * then allocate up to N objects from it where it can neither fail, sleep
+ * nor take locks.
+ *
+ * Modules using this API declare MODULE_IMPORT_NS(SHEAF) (see
+ * SHEAF_IMPORT_NS below, which works on every supported kernel).
+ */
+#ifndef _SHEAF_H
+#define _SHEAF_H
+
+#include <linux/gfp.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/types.h>
+#include <linux/version.h>
+
+struct sheaf_cache;
+struct sheaf;
+
+/* Namespace argument is a string literal since 6.13. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+#define SHEAF_IMPORT_NS() MODULE_IMPORT_NS("SHEAF")
+#else
+#define SHEAF_IMPORT_NS() MODULE_IMPORT_NS(SHEAF)
+#endif
+
+/* The largest sheaf capacity a cache may be given. */
+#define SHEAF_MAX_CAPACITY	1024U
+
+/* sheaf_cache_args.flags: what the layer cannot read from a kmem_cache. */
+/* Objects have a constructor: the layer never zeroes them. */
+#define SHEAF_CACHE_CTOR		(1U << 0)
+/* The cache is SLAB_TYPESAFE_BY_RCU: never zeroed, as for a constructor. */
+#define SHEAF_CACHE_TYPESAFE_BY_RCU	(1U << 1)
+/* The cache is SLAB_ACCOUNT: objects bypass the per-CPU sheaves. */
+#define SHEAF_CACHE_ACCOUNT		(1U << 2)
+/* Keep no objects in per-CPU sheaves or barns (debugging). */
+#define SHEAF_CACHE_PASSTHROUGH		(1U << 3)
+
+/**
+ * struct sheaf_cache_args - optional parameters of a sheaf cache
+ * @capacity: objects per sheaf; 0 picks one from the object size, as
+ *	upstream Linux does.  At most %SHEAF_MAX_CAPACITY.
+ * @barn_max_full: full sheaves each node's barn may hold; 0 means 10.
+ * @barn_max_empty: empty sheaves each node's barn may hold; 0 means 10.
+ * @flags: %SHEAF_CACHE_* flags describing the underlying kmem_cache.
+ *
+ * sheaf_cache_create() fills in @flags from its own slab flags and
+ * constructor; sheaf_cache_attach() cannot read them from the opaque
+ * kmem_cache, so its caller must.
+ */
+struct sheaf_cache_args {
+	unsigned int capacity;
+	unsigned int barn_max_full;
+	unsigned int barn_max_empty;
+	unsigned int flags;
+};
+
+struct sheaf_cache *sheaf_cache_attach(struct kmem_cache *s, const char *name,
+				       const struct sheaf_cache_args *args);
+void sheaf_cache_detach(struct sheaf_cache *sc);
+struct sheaf_cache *sheaf_cache_create(const char *name, unsigned int size,
+				       unsigned int align, slab_flags_t flags,
+				       void (*ctor)(void *),
+				       const struct sheaf_cache_args *args);
+void sheaf_cache_destroy(struct sheaf_cache *sc);
+struct kmem_cache *sheaf_cache_kmem_cache(const struct sheaf_cache *sc);
+unsigned int sheaf_cache_capacity(const struct sheaf_cache *sc);
+
+void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp);
+void *sheaf_cache_alloc_node(struct sheaf_cache *sc, gfp_t gfp, int node);
+void sheaf_cache_free(struct sheaf_cache *sc, void *obj);
+void sheaf_cache_shrink(struct sheaf_cache *sc);
+
+struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
+			    unsigned int size);
+void *sheaf_alloc(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf);
+int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
+		 unsigned int size);
+void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf);
+unsigned int sheaf_size(const struct sheaf *sheaf);
+
+#endif /* _SHEAF_H */

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sheafmod internals, shared by the layer's files and its white-box test
+ * module.  Nothing here is an interface for other modules.
+ */
+#ifndef _SHEAF_INTERNAL_H
+#define _SHEAF_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/cpuhotplug.h>
+#include <linux/kobject.h>
+#include <linux/list.h>
+#include <linux/percpu.h>
+#include <linux/refcount.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+
+#include "sheaf.h"
+
+#define SHEAF_DEFAULT_BARN_MAX	10U
+#define SHEAF_NAME_LEN		64
+
+/* Where a sheaf is: the layer's own, or handed out by sheaf_prefill(). */
+enum sheaf_state {
+	SHEAF_CACHED = 0x5348,		/* per-CPU main/spare or in a barn */
+	SHEAF_PREFILLED = 0x5350,	/* owned by a sheaf_prefill() caller */
+};
+
+struct sheaf {
+	struct list_head barn_list;	/* in a barn's full or empty list */
+	struct sheaf_cache *cache;
+	unsigned int state;		/* enum sheaf_state */
+	unsigned int capacity;
+	unsigned int size;
+	void *objects[];
+};
+
+/*
+ * A CPU's sheaves.  @main is never NULL while @locked is clear.  @locked
+ * is a trylock taken with preemption disabled: an interrupt that finds it
+ * set on its CPU bypasses the sheaves instead of waiting for the code it
+ * interrupted.  No atomic instruction, no IRQ disabling; the same scheme
+ * on PREEMPT_RT, where the sections are short and never call the slab.
+ */
+struct sheaf_pcpu {
+	u8 locked;
+	struct sheaf *main;
+	struct sheaf *spare;
+};
+
+/* A node's depot of whole sheaves. */
+struct sheaf_barn {
+	raw_spinlock_t lock;	/* O(1) list operations only */
+	struct list_head full;
+	struct list_head empty;
+	unsigned int nr_full;
+	unsigned int nr_empty;
+	unsigned long contended;	/* lock was busy when taken */
+};
+
+/*
+ * Statistics, per CPU and always on.  The first block has upstream
+ * SLUB's CONFIG_SLUB_STATS names and meanings.
+ */
+enum sheaf_stat {
+	ALLOC_CPU_SHEAF,	/* allocation served by a per-CPU sheaf */
+	FREE_CPU_SHEAF,		/* free into a per-CPU sheaf */
+	SHEAF_FLUSH,		/* objects flushed back to the slab */
+	SHEAF_REFILL,		/* objects refilled from the slab */
+	SHEAF_ALLOC,		/* sheaves allocated */
+	SHEAF_FREE,		/* sheaves freed */
+	BARN_GET,		/* sheaf taken from a barn */
+	BARN_GET_FAIL,		/* barn had no sheaf of the kind wanted */
+	BARN_PUT,		/* sheaf put into a barn */
+	BARN_PUT_FAIL,		/* barn refused a sheaf: at its limit */
+	SHEAF_PREFILL_FAST,	/* prefill needed no refill */
+	SHEAF_PREFILL_SLOW,	/* prefill refilled from the slab */
+	SHEAF_PREFILL_OVERSIZE,	/* prefill larger than the capacity */
+	SHEAF_RETURN_FAST,	/* returned sheaf became the spare */
+	SHEAF_RETURN_SLOW,	/* returned sheaf went to a barn or slab */
+	/* sheafmod's own */
+	ALLOC_SLAB,		/* allocation served by the slab directly */
+	FREE_SLAB,		/* object freed to the slab directly */
+	FREE_REMOTE,		/* ... of which: object of a remote node */
+	ALLOC_FROM_SHEAF,	/* objects taken from prefilled sheaves */
+	MISUSE,			/* API misuse caught (and warned once) */
+	NR_SHEAF_STATS
+};
+
+struct sheaf_stats {
+	unsigned long v[NR_SHEAF_STATS];
+};
+
+struct sheaf_cache {
+	struct kmem_cache *s;
+	unsigned int capacity;
+	unsigned int barn_max_full;
+	unsigned int barn_max_empty;
+	unsigned int flags;		/* SHEAF_CACHE_* */
+	unsigned int object_size;
+	bool zero_on_free;	/* parked objects are kept zeroed */
+	bool numa;		/* more than one possible node */
+	bool owns_cache;	/* made by sheaf_cache_create() */
+	bool dead;		/* detached, waiting for prefilled sheaves */
+	struct sheaf_pcpu __percpu *pcpu;
+	struct sheaf_stats __percpu *stats;
+	struct sheaf_barn **barns;	/* one per possible node */
+	refcount_t refs;	/* 1 + prefilled sheaves handed out */
+	atomic_t fail_allocs;	/* fault injection: fail this many */
+	struct hlist_node cpuhp_node;
+	struct list_head list;		/* all sheaf caches */
+	struct kobject kobj;		/* /sys/kernel/sheaf/<name> */
+	struct work_struct release_work;
+	char name[SHEAF_NAME_LEN];
+};
+
+static inline void sheaf_stat(struct sheaf_cache *sc, enum sheaf_stat item)
+{
+	this_cpu_inc(sc->stats->v[item]);
+}
+
+static inline void sheaf_stat_add(struct sheaf_cache *sc,
+				  enum sheaf_stat item, unsigned long n)
+{
+	this_cpu_add(sc->stats->v[item], n);
+}
+
+/* A counter summed over all CPUs; exact only while nobody uses @sc. */
+static inline unsigned long sheaf_stat_sum(struct sheaf_cache *sc,
+					   enum sheaf_stat item)
+{
+	unsigned long sum = 0;
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu_ptr(sc->stats, cpu)->v[item];
+	return sum;
+}
+
+/*
+ * Objects the layer holds now, in per-CPU sheaves, barns and prefilled
+ * sheaves, from the counters: remote CPUs' sheaves cannot be read safely.
+ */
+static inline unsigned long sheaf_cache_nr_cached(struct sheaf_cache *sc)
+{
+	return sheaf_stat_sum(sc, SHEAF_REFILL) +
+	       sheaf_stat_sum(sc, FREE_CPU_SHEAF) -
+	       sheaf_stat_sum(sc, ALLOC_CPU_SHEAF) -
+	       sheaf_stat_sum(sc, ALLOC_FROM_SHEAF) -
+	       sheaf_stat_sum(sc, SHEAF_FLUSH);
+}
+
+/* barn.c */
+struct sheaf_barn *barn_create(int node);
+void barn_destroy(struct sheaf_barn *barn);
+struct sheaf *barn_get_full(struct sheaf_barn *barn);
+struct sheaf *barn_get_empty(struct sheaf_barn *barn);
+struct sheaf *barn_get_full_or_empty(struct sheaf_barn *barn);
+bool barn_put_full(struct sheaf_barn *barn, struct sheaf *sheaf,
+		   unsigned int max);
+bool barn_put_empty(struct sheaf_barn *barn, struct sheaf *sheaf,
+		    unsigned int max);
+bool barn_has_room_for_full(struct sheaf_barn *barn, unsigned int max);
+void barn_take_all(struct sheaf_barn *barn, struct list_head *full,
+		   struct list_head *empty);
+void barn_counts(struct sheaf_barn *barn, unsigned int *nr_full,
+		 unsigned int *nr_empty);
+
+/* stats.c: sysfs */
+int sheaf_sysfs_init(void);
+void sheaf_sysfs_exit(void);
+void sheaf_sysfs_kobj_init(struct sheaf_cache *sc);
+int sheaf_sysfs_add(struct sheaf_cache *sc);
+void sheaf_sysfs_del(struct sheaf_cache *sc);
+
+#endif /* _SHEAF_INTERNAL_H */

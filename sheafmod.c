@@ -1,0 +1,1313 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sheafmod: per-CPU sheaves and per-node barns layered over any kmem_cache.
+ *
+ * Each CPU owns a main and a spare sheaf (arrays of ready objects); each
+ * NUMA node owns a barn of whole sheaves.  Allocation pops from main, free
+ * pushes to main; when main runs empty or full it is exchanged with the
+ * spare or with the barn, and only then does the layer go to the slab, a
+ * whole sheaf at a time with kmem_cache_alloc_bulk()/kmem_cache_free_bulk().
+ *
+ * Design notes a slab reviewer will ask about:
+ *
+ * - Interrupts.  The per-CPU state is guarded by a trylock flag taken with
+ *   preemption disabled (struct sheaf_pcpu).  An allocation from an IRQ that
+ *   interrupts the same CPU's fast path finds the flag set and goes to the
+ *   slab directly: no deadlock, no IRQ disabling, no atomics.
+ * - PREEMPT_RT.  Same scheme: the preemption-disabled sections are O(1)
+ *   pointer work and never call into the slab or the page allocator, whose
+ *   locks sleep on RT; barn locks are raw spinlocks held for O(1) list
+ *   operations.  Every slab call is made with the flag released.
+ * - CPU hotplug.  Sheaves exist for every possible CPU; a dead CPU's
+ *   sheaves are flushed by a CPUHP "dead" callback on a surviving CPU.
+ * - NUMA.  There is a barn for every possible node, memoryless ones
+ *   included (their CPUs use the barn of numa_mem_id()), so none is ever
+ *   missing.  Objects of a remote node are freed to the slab directly and
+ *   sheaf_cache_alloc_node() for a remote node bypasses the sheaves.
+ * - init_on_alloc/init_on_free.  Objects parked in sheaves are kept as the
+ *   slab would hand them out: zeroed at free when either option is on,
+ *   never for caches with a constructor or SLAB_TYPESAFE_BY_RCU (whose
+ *   readers may still look at a freed object, exactly as with the slab).
+ * - memcg.  Objects of SLAB_ACCOUNT caches, and __GFP_ACCOUNT allocations,
+ *   go to the slab directly so the allocating task's cgroup is charged.
+ *   Prefilled sheaves of such caches are charged to the task that
+ *   prefilled them.
+ * - Debugging.  KASAN, kmemleak and slub_debug see objects in sheaves as
+ *   allocated.  SHEAF_CACHE_PASSTHROUGH keeps nothing in sheaves.
+ * - Memory pressure.  sheaf_cache_shrink() gives everything back; sheaves
+ *   are bounded: 2 per CPU, barn_max_full + barn_max_empty per node.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/topology.h>
+
+#include "compat.h"
+#include "sheaf_internal.h"
+
+static LIST_HEAD(sheaf_caches);
+static DEFINE_MUTEX(sheaf_caches_lock);	/* sheaf_caches, name uniqueness */
+static enum cpuhp_state sheaf_cpuhp_state;
+static struct workqueue_struct *sheaf_wq;
+
+/* Report API misuse once per call site, count it every time. */
+#define sheaf_misuse(sc, cond) ({					\
+	bool __bad = unlikely(cond);					\
+	if (__bad) {							\
+		WARN_ON_ONCE(1);					\
+		if (sc)							\
+			sheaf_stat(sc, MISUSE);				\
+	}								\
+	__bad;								\
+})
+
+/* ---- the per-CPU lock ------------------------------------------------- */
+
+static __always_inline struct sheaf_pcpu *pcs_trylock(struct sheaf_cache *sc)
+{
+	struct sheaf_pcpu *pcs;
+
+	preempt_disable();
+	pcs = this_cpu_ptr(sc->pcpu);
+	if (unlikely(READ_ONCE(pcs->locked))) {
+		preempt_enable();
+		return NULL;
+	}
+	/*
+	 * An interrupt between the test and the set runs to completion and
+	 * leaves the flag clear; the barrier keeps our accesses to @pcs
+	 * behind the set.
+	 */
+	WRITE_ONCE(pcs->locked, 1);
+	barrier();
+	return pcs;
+}
+
+static __always_inline void pcs_unlock(struct sheaf_pcpu *pcs)
+{
+	barrier();
+	WRITE_ONCE(pcs->locked, 0);
+	preempt_enable();
+}
+
+/* ---- sheaves ---------------------------------------------------------- */
+
+static bool sheaf_inject_failure(struct sheaf_cache *sc)
+{
+	return atomic_read(&sc->fail_allocs) > 0 &&
+	       atomic_dec_if_positive(&sc->fail_allocs) >= 0;
+}
+
+static struct sheaf *sheaf_alloc_empty(struct sheaf_cache *sc, gfp_t gfp,
+				       unsigned int capacity)
+{
+	struct sheaf *sheaf;
+
+	if (sheaf_inject_failure(sc))
+		return NULL;
+	gfp &= ~(__GFP_ZERO | __GFP_ACCOUNT);
+	sheaf = kmalloc(struct_size(sheaf, objects, capacity), gfp);
+	if (!sheaf)
+		return NULL;
+	sheaf->cache = sc;
+	sheaf->state = SHEAF_CACHED;
+	sheaf->capacity = capacity;
+	sheaf->size = 0;
+	sheaf_stat(sc, SHEAF_ALLOC);
+	return sheaf;
+}
+
+static void sheaf_free_empty(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	WARN_ON_ONCE(sheaf->size);
+	sheaf->state = 0;
+	kfree(sheaf);
+	sheaf_stat(sc, SHEAF_FREE);
+}
+
+/*
+ * Fill @sheaf from the slab: to its capacity if possible, else to at least
+ * @min objects.  All or nothing per attempt, as kmem_cache_alloc_bulk() is.
+ */
+static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
+		      gfp_t gfp, unsigned int min)
+{
+	unsigned int want = sheaf->capacity - sheaf->size;
+	void **p = &sheaf->objects[sheaf->size];
+
+	/* Sheaves are caches: never hand them emergency reserves. */
+	gfp = (gfp & ~(__GFP_ZERO | __GFP_ACCOUNT)) | __GFP_NOMEMALLOC;
+	if (!want || sheaf_inject_failure(sc))
+		return want ? -ENOMEM : 0;
+	if (!sheaf_slab_alloc_bulk(sc->s, gfp | __GFP_NOWARN, want, p)) {
+		if (min <= sheaf->size)
+			return -ENOMEM;
+		want = min - sheaf->size;
+		if (want == sheaf->capacity - sheaf->size ||
+		    !sheaf_slab_alloc_bulk(sc->s, gfp, want, p))
+			return -ENOMEM;
+	}
+	sheaf->size += want;
+	sheaf_stat_add(sc, SHEAF_REFILL, want);
+	return 0;
+}
+
+/* Give all of @sheaf's objects back to the slab. */
+static void sheaf_flush(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	if (!sheaf->size)
+		return;
+	kmem_cache_free_bulk(sc->s, sheaf->size, sheaf->objects);
+	sheaf_stat_add(sc, SHEAF_FLUSH, sheaf->size);
+	sheaf->size = 0;
+}
+
+static void sheaf_flush_and_free(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	sheaf_flush(sc, sheaf);
+	sheaf_free_empty(sc, sheaf);
+}
+
+static struct sheaf_barn *sheaf_local_barn(struct sheaf_cache *sc)
+{
+	return sc->barns[numa_mem_id()];
+}
+
+static bool sheaf_is_full(const struct sheaf *sheaf)
+{
+	return sheaf->size == sheaf->capacity;
+}
+
+/*
+ * Find a place for a sheaf the caller owns and no longer needs: the CPU's
+ * free spare slot, else the barn if it takes it, else flush and free it.
+ * Not under the pcs lock.
+ */
+static void sheaf_stash(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	struct sheaf_barn *barn = sheaf_local_barn(sc);
+	struct sheaf_pcpu *pcs;
+	bool kept;
+
+	if (sheaf->capacity == sc->capacity && !READ_ONCE(sc->dead)) {
+		pcs = pcs_trylock(sc);
+		if (pcs) {
+			kept = !pcs->spare;
+			if (kept)
+				pcs->spare = sheaf;
+			pcs_unlock(pcs);
+			if (kept)
+				return;
+		}
+	}
+
+	if (!sheaf->size)
+		kept = barn_put_empty(barn, sheaf, sc->barn_max_empty);
+	else if (sheaf_is_full(sheaf) && sheaf->capacity == sc->capacity)
+		kept = barn_put_full(barn, sheaf, sc->barn_max_full);
+	else
+		kept = false;
+	sheaf_stat(sc, kept ? BARN_PUT : BARN_PUT_FAIL);
+	if (!kept)
+		sheaf_flush_and_free(sc, sheaf);
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+static void *sheaf_slab_alloc(struct sheaf_cache *sc, gfp_t gfp, int node)
+{
+	void *obj = NULL;
+
+	if (!sheaf_inject_failure(sc))
+		obj = kmem_cache_alloc_node(sc->s, gfp, node);
+	if (obj)
+		sheaf_stat(sc, ALLOC_SLAB);
+	return obj;
+}
+
+static void sheaf_zero(struct sheaf_cache *sc, void *obj, gfp_t gfp)
+{
+	if (unlikely(gfp & __GFP_ZERO) && !sc->zero_on_free)
+		memset(obj, 0, sc->object_size);
+}
+
+/*
+ * Main is empty: swap in the spare or a full sheaf from the barn.  Called
+ * and returns with @pcs locked.  Returns the empty sheaf the caller must
+ * stash after unlocking, if any, through @leftover.
+ */
+static bool pcs_swap_in_full(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
+			     struct sheaf **leftover)
+{
+	struct sheaf *full;
+
+	if (pcs->spare && pcs->spare->size) {
+		swap(pcs->main, pcs->spare);
+		return true;
+	}
+	full = barn_get_full(sheaf_local_barn(sc));
+	sheaf_stat(sc, full ? BARN_GET : BARN_GET_FAIL);
+	if (!full)
+		return false;
+	if (!pcs->spare)
+		pcs->spare = pcs->main;
+	else
+		*leftover = pcs->main;
+	pcs->main = full;
+	return true;
+}
+
+/*
+ * Install @full, just refilled, as the locked CPU's main.  Someone else may
+ * have refilled main meanwhile: then @full is kept as spare if there is
+ * room, else handed back through @leftover.
+ */
+static void pcs_install_full(struct sheaf_pcpu *pcs, struct sheaf *full,
+			     struct sheaf **leftover)
+{
+	if (!pcs->main->size) {
+		swap(pcs->main, full);	/* @full is now the empty old main */
+		if (!pcs->spare) {
+			pcs->spare = full;
+			return;
+		}
+	} else if (!pcs->spare) {
+		pcs->spare = full;
+		return;
+	}
+	*leftover = full;
+}
+
+static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
+{
+	struct sheaf *full, *leftover = NULL;
+	struct sheaf_pcpu *pcs;
+	void *obj = NULL;
+
+	if (!gfpflags_allow_blocking(gfp))
+		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
+
+	full = barn_get_empty(sheaf_local_barn(sc));
+	if (!full)
+		full = sheaf_alloc_empty(sc, gfp, sc->capacity);
+	if (full && sheaf_fill(sc, full, gfp, 1)) {
+		sheaf_stash(sc, full);
+		full = NULL;
+	}
+	if (!full)
+		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
+
+	pcs = pcs_trylock(sc);
+	if (unlikely(!pcs)) {
+		sheaf_stash(sc, full);
+		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
+	}
+	pcs_install_full(pcs, full, &leftover);
+	obj = pcs->main->objects[--pcs->main->size];
+	pcs_unlock(pcs);
+	sheaf_stat(sc, ALLOC_CPU_SHEAF);
+	if (leftover)
+		sheaf_stash(sc, leftover);
+	return obj;
+}
+
+/**
+ * sheaf_cache_alloc() - allocate an object
+ * @sc: the sheaf cache
+ * @gfp: allocation flags, as for kmem_cache_alloc()
+ *
+ * Takes an object from this CPU's sheaves, exchanging sheaves with the
+ * node's barn when they run empty.  When all are empty and @gfp allows
+ * blocking, refills a sheaf from the slab in one bulk allocation;
+ * otherwise allocates one object from the slab.  __GFP_ZERO zeroes the
+ * object; __GFP_ACCOUNT bypasses the sheaves so the caller's memory
+ * cgroup is charged.
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: an object, or NULL when neither the sheaves nor the slab have
+ * one for @gfp.
+ */
+void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp)
+{
+	struct sheaf *leftover = NULL;
+	struct sheaf_pcpu *pcs;
+	struct sheaf *main;
+	void *obj;
+
+	if (unlikely(sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH)) ||
+	    unlikely(gfp & __GFP_ACCOUNT))
+		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
+
+	pcs = pcs_trylock(sc);
+	if (unlikely(!pcs))
+		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
+
+	main = pcs->main;
+	if (unlikely(!main->size)) {
+		if (!pcs_swap_in_full(sc, pcs, &leftover)) {
+			pcs_unlock(pcs);
+			obj = sheaf_alloc_slow(sc, gfp);
+			goto out;
+		}
+		main = pcs->main;
+	}
+	obj = main->objects[--main->size];
+	pcs_unlock(pcs);
+	sheaf_stat(sc, ALLOC_CPU_SHEAF);
+	if (unlikely(leftover))
+		sheaf_stash(sc, leftover);
+out:
+	if (obj)
+		sheaf_zero(sc, obj, gfp);
+	return obj;
+}
+SHEAF_EXPORT(sheaf_cache_alloc);
+
+static int sheaf_obj_node(const void *obj)
+{
+	return page_to_nid(virt_to_head_page(obj));
+}
+
+/**
+ * sheaf_cache_alloc_node() - allocate an object on a given node
+ * @sc: the sheaf cache
+ * @gfp: allocation flags, as for kmem_cache_alloc_node()
+ * @node: the NUMA node wanted, or NUMA_NO_NODE
+ *
+ * As sheaf_cache_alloc(), but sheaves serve only the local memory node
+ * (numa_mem_id()) and only with objects of that node; any other @node is
+ * served by kmem_cache_alloc_node().
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: an object, or NULL.
+ */
+void *sheaf_cache_alloc_node(struct sheaf_cache *sc, gfp_t gfp, int node)
+{
+	void *obj;
+
+	if (node == NUMA_NO_NODE)
+		return sheaf_cache_alloc(sc, gfp);
+	if (node != numa_mem_id())
+		return sheaf_slab_alloc(sc, gfp, node);
+
+	obj = sheaf_cache_alloc(sc, gfp);
+	if (obj && unlikely(sheaf_obj_node(obj) != node)) {
+		/* A sheaf held a remote object: give it back, ask the slab. */
+		sheaf_cache_free(sc, obj);
+		obj = sheaf_slab_alloc(sc, gfp, node);
+	}
+	return obj;
+}
+SHEAF_EXPORT(sheaf_cache_alloc_node);
+
+/* ---- free -------------------------------------------------------------- */
+
+static void sheaf_slab_free(struct sheaf_cache *sc, void *obj)
+{
+	kmem_cache_free(sc->s, obj);
+	sheaf_stat(sc, FREE_SLAB);
+}
+
+/* Lock again after a slab call; NULL if that fails or main filled up. */
+static struct sheaf_pcpu *pcs_relock_with_room(struct sheaf_cache *sc)
+{
+	struct sheaf_pcpu *pcs = pcs_trylock(sc);
+
+	if (pcs && sheaf_is_full(pcs->main)) {
+		pcs_unlock(pcs);
+		return NULL;
+	}
+	return pcs;
+}
+
+/*
+ * Main is full: make room by swapping in the spare, or an empty sheaf from
+ * the barn or the allocator, parking the full one as spare or in the barn
+ * or flushing it.  Called with @pcs locked; returns it locked with room in
+ * main, or NULL unlocked (the caller frees to the slab).
+ */
+static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
+					struct sheaf_pcpu *pcs)
+{
+	struct sheaf_barn *barn = sheaf_local_barn(sc);
+	struct sheaf *empty, *full;
+
+	if (pcs->spare && !sheaf_is_full(pcs->spare)) {
+		swap(pcs->main, pcs->spare);
+		return pcs;
+	}
+
+	empty = barn_get_empty(barn);
+	if (!empty) {
+		pcs_unlock(pcs);
+		empty = sheaf_alloc_empty(sc, GFP_NOWAIT | __GFP_NOWARN,
+					  sc->capacity);
+		if (!empty)
+			return NULL;
+		pcs = pcs_trylock(sc);
+		if (!pcs) {
+			sheaf_stash(sc, empty);
+			return NULL;
+		}
+		/* We may have moved, or someone made room meanwhile. */
+		barn = sheaf_local_barn(sc);
+		if (!sheaf_is_full(pcs->main)) {
+			pcs_unlock(pcs);
+			sheaf_stash(sc, empty);
+			return pcs_relock_with_room(sc);
+		}
+	} else {
+		sheaf_stat(sc, BARN_GET);
+	}
+
+	full = pcs->main;
+	pcs->main = empty;
+	if (!pcs->spare) {
+		pcs->spare = full;
+		return pcs;
+	}
+	if (barn_put_full(barn, full, sc->barn_max_full)) {
+		sheaf_stat(sc, BARN_PUT);
+		return pcs;
+	}
+	sheaf_stat(sc, BARN_PUT_FAIL);
+	/* The barn holds its limit: flush the full sheaf outside the lock. */
+	pcs_unlock(pcs);
+	sheaf_flush(sc, full);
+	sheaf_stash(sc, full);
+	return pcs_relock_with_room(sc);
+}
+
+/**
+ * sheaf_cache_free() - free an object
+ * @sc: the sheaf cache
+ * @obj: an object of @sc's kmem_cache, or NULL
+ *
+ * Puts @obj into this CPU's main sheaf, exchanging sheaves with the barn
+ * when it is full.  An object of a remote NUMA node, and every object of
+ * an accounted or pass-through cache, goes straight back to the slab.
+ * Objects from any allocation function of the cache may be freed here,
+ * from any CPU.
+ *
+ * Context: any context but NMI.  Never sleeps.
+ */
+void sheaf_cache_free(struct sheaf_cache *sc, void *obj)
+{
+	struct sheaf_pcpu *pcs;
+	struct sheaf *main;
+
+	if (unlikely(!obj))
+		return;
+	if (unlikely(sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH)))
+		goto slab;
+	if (sc->numa && unlikely(sheaf_obj_node(obj) != numa_mem_id())) {
+		sheaf_stat(sc, FREE_REMOTE);
+		goto slab;
+	}
+	if (sc->zero_on_free)
+		memset(obj, 0, sc->object_size);
+
+	pcs = pcs_trylock(sc);
+	if (unlikely(!pcs))
+		goto slab;
+	main = pcs->main;
+	if (unlikely(sheaf_is_full(main))) {
+		pcs = pcs_make_room(sc, pcs);
+		if (!pcs)
+			goto slab;
+		main = pcs->main;
+	}
+	main->objects[main->size++] = obj;
+	pcs_unlock(pcs);
+	sheaf_stat(sc, FREE_CPU_SHEAF);
+	return;
+slab:
+	sheaf_slab_free(sc, obj);
+}
+SHEAF_EXPORT(sheaf_cache_free);
+
+/* ---- prefilled sheaves --------------------------------------------------- */
+
+static void sheaf_cache_get(struct sheaf_cache *sc)
+{
+	refcount_inc(&sc->refs);
+}
+
+static void sheaf_cache_put(struct sheaf_cache *sc)
+{
+	if (refcount_dec_and_test(&sc->refs))
+		queue_work(sheaf_wq, &sc->release_work);
+}
+
+/* Take a sheaf to prefill: the CPU's spare, else one from the barn. */
+static struct sheaf *sheaf_take_for_prefill(struct sheaf_cache *sc)
+{
+	struct sheaf_pcpu *pcs;
+	struct sheaf *sheaf = NULL;
+
+	pcs = pcs_trylock(sc);
+	if (pcs) {
+		sheaf = pcs->spare;
+		pcs->spare = NULL;
+		pcs_unlock(pcs);
+	}
+	if (!sheaf) {
+		sheaf = barn_get_full_or_empty(sheaf_local_barn(sc));
+		sheaf_stat(sc, sheaf ? BARN_GET : BARN_GET_FAIL);
+	}
+	return sheaf;
+}
+
+/**
+ * sheaf_prefill() - get a sheaf holding at least @size objects
+ * @sc: the sheaf cache
+ * @gfp: allocation flags for refilling from the slab; __GFP_ZERO and
+ *	__GFP_ACCOUNT are ignored here (see sheaf_alloc())
+ * @size: how many objects the caller must be able to allocate from it
+ *
+ * Prepares for a section that must not fail, sleep or take locks: up to
+ * @size calls of sheaf_alloc() on the returned sheaf then succeed.  The
+ * sheaf is usually the CPU's spare or one from the barn, so it often needs
+ * no refill.  A @size above the cache's capacity builds an oversize sheaf
+ * of its own.  The caller owns the sheaf until sheaf_return().
+ *
+ * This is not a mempool: the prefill itself can fail.
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: a sheaf with sheaf_size() >= @size, or NULL if the objects could
+ * not be allocated (or @size is 0), with no state changed.
+ */
+struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
+			    unsigned int size)
+{
+	struct sheaf *sheaf;
+
+	if (sheaf_misuse(sc, !size || sc->dead))
+		return NULL;
+
+	if (size > sc->capacity) {
+		sheaf = sheaf_alloc_empty(sc, gfp, size);
+		if (sheaf && sheaf_fill(sc, sheaf, gfp, size)) {
+			sheaf_free_empty(sc, sheaf);
+			sheaf = NULL;
+		}
+		if (!sheaf)
+			return NULL;
+		sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
+		goto out;
+	}
+
+	sheaf = sheaf_take_for_prefill(sc);
+	if (!sheaf) {
+		sheaf = sheaf_alloc_empty(sc, gfp, sc->capacity);
+		if (!sheaf)
+			return NULL;
+	}
+	if (sheaf->size >= size) {
+		sheaf_stat(sc, SHEAF_PREFILL_FAST);
+	} else if (!sheaf_fill(sc, sheaf, gfp, size)) {
+		sheaf_stat(sc, SHEAF_PREFILL_SLOW);
+	} else {
+		sheaf_stash(sc, sheaf);
+		return NULL;
+	}
+out:
+	sheaf->state = SHEAF_PREFILLED;
+	sheaf_cache_get(sc);
+	return sheaf;
+}
+SHEAF_EXPORT(sheaf_prefill);
+
+static bool sheaf_misused(struct sheaf_cache *sc, const struct sheaf *sheaf)
+{
+	return sheaf_misuse(sc, !sheaf || sheaf->cache != sc ||
+				sheaf->state != SHEAF_PREFILLED);
+}
+
+/**
+ * sheaf_alloc() - allocate an object from a prefilled sheaf
+ * @sc: the sheaf cache the sheaf was prefilled from
+ * @gfp: only __GFP_ZERO is honoured; nothing here may sleep or fail
+ * @sheaf: a sheaf from sheaf_prefill() or sheaf_refill()
+ *
+ * Takes no lock, never sleeps, never falls back to the slab: safe under
+ * spinlocks and with interrupts disabled.  The object is freed later with
+ * sheaf_cache_free() like any other.  The sheaf itself is the caller's
+ * and must not be used from two contexts at once.  Memory cgroup charges
+ * were made when the sheaf was filled.
+ *
+ * Context: any context, NMI included.
+ * Return: an object, or NULL once the sheaf is empty.
+ */
+void *sheaf_alloc(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
+{
+	void *obj;
+
+	if (sheaf_misused(sc, sheaf) || !sheaf->size)
+		return NULL;
+	obj = sheaf->objects[--sheaf->size];
+	sheaf_stat(sc, ALLOC_FROM_SHEAF);
+	sheaf_zero(sc, obj, gfp);
+	return obj;
+}
+SHEAF_EXPORT(sheaf_alloc);
+
+/**
+ * sheaf_refill() - make sure a prefilled sheaf holds at least @size objects
+ * @sc: the sheaf cache
+ * @gfp: allocation flags for the slab
+ * @sheafp: the caller's prefilled sheaf; may be replaced
+ * @size: how many objects the sheaf must hold
+ *
+ * A sheaf whose capacity fits @size is refilled in place (to its capacity
+ * when possible); otherwise it is replaced by a new oversize sheaf and the
+ * old one returned as by sheaf_return().
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: 0 on success; -EINVAL if @sheafp does not hold a prefilled
+ * sheaf of @sc; -ENOMEM if the objects could not be allocated, in which
+ * case *@sheafp is unchanged and still the caller's.
+ */
+int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
+		 unsigned int size)
+{
+	struct sheaf *sheaf, *bigger;
+
+	if (sheaf_misuse(sc, !sheafp) || sheaf_misused(sc, *sheafp))
+		return -EINVAL;
+	sheaf = *sheafp;
+	if (sheaf->size >= size)
+		return 0;
+	if (size <= sheaf->capacity)
+		return sheaf_fill(sc, sheaf, gfp, size);
+
+	bigger = sheaf_prefill(sc, gfp, size);
+	if (!bigger)
+		return -ENOMEM;
+	sheaf_return(sc, gfp, sheaf);
+	*sheafp = bigger;
+	return 0;
+}
+SHEAF_EXPORT(sheaf_refill);
+
+/**
+ * sheaf_return() - give a prefilled sheaf back
+ * @sc: the sheaf cache
+ * @gfp: allocation flags, used to top the sheaf up before it is kept in
+ *	a barn; with GFP_NOWAIT it is rather flushed
+ * @sheaf: a sheaf from sheaf_prefill() or sheaf_refill()
+ *
+ * The objects still in the sheaf are kept for later prefills and
+ * allocations: the sheaf becomes this CPU's spare, or is topped up and
+ * put into the barn, or else flushed back to the slab.  An oversize sheaf
+ * is always flushed and freed.  @sheaf must not be used afterwards.
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ */
+void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
+{
+	struct sheaf_barn *barn;
+	struct sheaf_pcpu *pcs;
+
+	if (sheaf_misused(sc, sheaf))
+		return;
+	sheaf->state = SHEAF_CACHED;
+
+	if (sheaf->capacity != sc->capacity || READ_ONCE(sc->dead))
+		goto flush;
+
+	pcs = pcs_trylock(sc);
+	if (pcs) {
+		if (!pcs->spare) {
+			pcs->spare = sheaf;
+			pcs_unlock(pcs);
+			sheaf_stat(sc, SHEAF_RETURN_FAST);
+			goto out;
+		}
+		pcs_unlock(pcs);
+	}
+
+	barn = sheaf_local_barn(sc);
+	if (barn_has_room_for_full(barn, sc->barn_max_full) &&
+	    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
+	    barn_put_full(barn, sheaf, sc->barn_max_full)) {
+		sheaf_stat(sc, BARN_PUT);
+		sheaf_stat(sc, SHEAF_RETURN_FAST);
+		goto out;
+	}
+flush:
+	sheaf_stat(sc, SHEAF_RETURN_SLOW);
+	sheaf_flush_and_free(sc, sheaf);
+out:
+	sheaf_cache_put(sc);
+}
+SHEAF_EXPORT(sheaf_return);
+
+/**
+ * sheaf_size() - how many objects a prefilled sheaf still holds
+ * @sheaf: a sheaf from sheaf_prefill() or sheaf_refill()
+ *
+ * Context: any context.
+ * Return: the number of sheaf_alloc() calls that will still succeed; 0 for
+ * a NULL or invalid sheaf.
+ */
+unsigned int sheaf_size(const struct sheaf *sheaf)
+{
+	if (sheaf_misuse(NULL, !sheaf || sheaf->state != SHEAF_PREFILLED))
+		return 0;
+	return sheaf->size;
+}
+SHEAF_EXPORT(sheaf_size);
+
+/* ---- draining: shrink, CPU hotplug, detach ------------------------------ */
+
+/* Flush a CPU's sheaves that nobody else can be using (dead or detached). */
+static void pcs_drain(struct sheaf_cache *sc, struct sheaf_pcpu *pcs)
+{
+	if (pcs->main)
+		sheaf_flush(sc, pcs->main);
+	if (pcs->spare) {
+		sheaf_flush_and_free(sc, pcs->spare);
+		pcs->spare = NULL;
+	}
+}
+
+static void barn_drain(struct sheaf_cache *sc, struct sheaf_barn *barn)
+{
+	struct sheaf *sheaf, *next;
+	LIST_HEAD(full);
+	LIST_HEAD(empty);
+
+	barn_take_all(barn, &full, &empty);
+	list_splice(&full, &empty);
+	list_for_each_entry_safe(sheaf, next, &empty, barn_list)
+		sheaf_flush_and_free(sc, sheaf);
+}
+
+static void sheaf_drain_barns(struct sheaf_cache *sc)
+{
+	int node;
+
+	for_each_node(node)
+		barn_drain(sc, sc->barns[node]);
+}
+
+#define SHEAF_FLUSH_BATCH 32
+
+/*
+ * Flush the running CPU's sheaves while the cache is in use.  Objects leave
+ * main in batches copied out under the lock, so main stays in place.
+ */
+static void pcs_flush_local(struct sheaf_cache *sc)
+{
+	void *batch[SHEAF_FLUSH_BATCH];
+	struct sheaf_pcpu *pcs;
+	struct sheaf *spare;
+	unsigned int n;
+
+	for (;;) {
+		pcs = pcs_trylock(sc);
+		if (!pcs)
+			return;
+		n = min(pcs->main->size, SHEAF_FLUSH_BATCH);
+		pcs->main->size -= n;
+		memcpy(batch, &pcs->main->objects[pcs->main->size],
+		       n * sizeof(void *));
+		spare = pcs->spare;
+		pcs->spare = NULL;
+		pcs_unlock(pcs);
+
+		if (spare)
+			sheaf_flush_and_free(sc, spare);
+		if (!n)
+			return;
+		kmem_cache_free_bulk(sc->s, n, batch);
+		sheaf_stat_add(sc, SHEAF_FLUSH, n);
+	}
+}
+
+struct sheaf_flush_work {
+	struct work_struct work;
+	struct sheaf_cache *sc;
+};
+
+static void sheaf_flush_work_fn(struct work_struct *work)
+{
+	struct sheaf_flush_work *fw =
+		container_of(work, struct sheaf_flush_work, work);
+
+	pcs_flush_local(fw->sc);
+}
+
+/* Flush every online CPU's sheaves on that CPU, waiting for all. */
+static void sheaf_flush_cpus(struct sheaf_cache *sc)
+{
+	struct sheaf_flush_work __percpu *works;
+	unsigned int cpu;
+
+	works = alloc_percpu(struct sheaf_flush_work);
+	if (!works)
+		return;
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		struct sheaf_flush_work *fw = per_cpu_ptr(works, cpu);
+
+		INIT_WORK(&fw->work, sheaf_flush_work_fn);
+		fw->sc = sc;
+		queue_work_on(cpu, sheaf_wq, &fw->work);
+	}
+	for_each_online_cpu(cpu)
+		flush_work(&per_cpu_ptr(works, cpu)->work);
+	cpus_read_unlock();
+	free_percpu(works);
+}
+
+/**
+ * sheaf_cache_shrink() - give every cached object back to the slab
+ * @sc: the sheaf cache
+ *
+ * Flushes all CPUs' sheaves and all barns, as upstream does on cache
+ * shrink.  Objects allocated concurrently may be cached again at once.
+ *
+ * Context: process context; sleeps.  Not under cpus_read_lock().
+ */
+void sheaf_cache_shrink(struct sheaf_cache *sc)
+{
+	might_sleep();
+	sheaf_flush_cpus(sc);
+	sheaf_drain_barns(sc);
+}
+SHEAF_EXPORT(sheaf_cache_shrink);
+
+static int sheaf_cpu_dead(unsigned int cpu, struct hlist_node *node)
+{
+	struct sheaf_cache *sc = hlist_entry(node, struct sheaf_cache,
+					     cpuhp_node);
+
+	pcs_drain(sc, per_cpu_ptr(sc->pcpu, cpu));
+	return 0;
+}
+
+/* ---- attach / detach ------------------------------------------------------ */
+
+/* Upstream 7.x's default: by object size, filling the kmalloc bucket. */
+static unsigned int sheaf_default_capacity(unsigned int object_size)
+{
+	unsigned int capacity;
+	struct sheaf *sheaf = NULL;
+	size_t bytes;
+
+	if (object_size >= PAGE_SIZE)
+		capacity = 4;
+	else if (object_size >= 1024)
+		capacity = 12;
+	else if (object_size >= 256)
+		capacity = 26;
+	else
+		capacity = 60;
+	bytes = kmalloc_size_roundup(struct_size(sheaf, objects, capacity));
+	return (bytes - sizeof(struct sheaf)) / sizeof(void *);
+}
+
+static void sheaf_cache_free_pcpu(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct sheaf_pcpu *pcs = per_cpu_ptr(sc->pcpu, cpu);
+
+		pcs_drain(sc, pcs);
+		if (pcs->main)
+			sheaf_free_empty(sc, pcs->main);
+		pcs->main = NULL;
+	}
+}
+
+/* Frees what sheaf_cache_init() set up; the sheaves must be drained. */
+static void sheaf_cache_free_parts(struct sheaf_cache *sc)
+{
+	int node;
+
+	if (sc->pcpu)
+		sheaf_cache_free_pcpu(sc);
+	if (sc->barns) {
+		for_each_node(node) {
+			if (sc->barns[node]) {
+				barn_drain(sc, sc->barns[node]);
+				barn_destroy(sc->barns[node]);
+			}
+		}
+	}
+	kfree(sc->barns);
+	free_percpu(sc->pcpu);
+	free_percpu(sc->stats);
+	if (sc->owns_cache)
+		kmem_cache_destroy(sc->s);
+}
+
+static void sheaf_cache_release_work(struct work_struct *work)
+{
+	struct sheaf_cache *sc = container_of(work, struct sheaf_cache,
+					      release_work);
+
+	mutex_lock(&sheaf_caches_lock);
+	list_del(&sc->list);
+	mutex_unlock(&sheaf_caches_lock);
+	sheaf_cache_free_parts(sc);
+	kobject_put(&sc->kobj);		/* frees @sc */
+}
+
+static int sheaf_cache_check_args(const struct sheaf_cache_args *args)
+{
+	if (!args)
+		return 0;
+	if (args->capacity > SHEAF_MAX_CAPACITY)
+		return -EINVAL;
+	if (args->barn_max_full > 1024 || args->barn_max_empty > 1024)
+		return -EINVAL;
+	if (args->flags & ~(SHEAF_CACHE_CTOR | SHEAF_CACHE_TYPESAFE_BY_RCU |
+			    SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH))
+		return -EINVAL;
+	return 0;
+}
+
+static bool sheaf_name_valid(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, SHEAF_NAME_LEN);
+	return len && len < SHEAF_NAME_LEN && !strchr(name, '/');
+}
+
+static struct sheaf_cache *sheaf_cache_find(const char *name)
+{
+	struct sheaf_cache *sc;
+
+	lockdep_assert_held(&sheaf_caches_lock);
+	list_for_each_entry(sc, &sheaf_caches, list)
+		if (!sc->dead && !strcmp(sc->name, name))
+			return sc;
+	return NULL;
+}
+
+static void sheaf_cache_set_args(struct sheaf_cache *sc,
+				 const struct sheaf_cache_args *args)
+{
+	static const struct sheaf_cache_args defaults;
+	bool keep_contents;
+
+	if (!args)
+		args = &defaults;
+	sc->object_size = kmem_cache_size(sc->s);
+	sc->capacity = args->capacity ?: sheaf_default_capacity(sc->object_size);
+	sc->barn_max_full = args->barn_max_full ?: SHEAF_DEFAULT_BARN_MAX;
+	sc->barn_max_empty = args->barn_max_empty ?: SHEAF_DEFAULT_BARN_MAX;
+	sc->flags = args->flags;
+	keep_contents = sc->flags & (SHEAF_CACHE_CTOR |
+				     SHEAF_CACHE_TYPESAFE_BY_RCU);
+	sc->zero_on_free = !keep_contents &&
+			   (want_init_on_alloc(GFP_KERNEL) || want_init_on_free());
+	sc->numa = nr_node_ids > 1;
+}
+
+static int sheaf_cache_init(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+	int node;
+
+	sc->stats = alloc_percpu(struct sheaf_stats);
+	sc->pcpu = alloc_percpu(struct sheaf_pcpu);
+	sc->barns = kcalloc(nr_node_ids, sizeof(*sc->barns), GFP_KERNEL);
+	if (!sc->stats || !sc->pcpu || !sc->barns)
+		return -ENOMEM;
+	for_each_node(node) {
+		sc->barns[node] = barn_create(node);
+		if (!sc->barns[node])
+			return -ENOMEM;
+	}
+	/* main is never NULL: every possible CPU gets one up front. */
+	for_each_possible_cpu(cpu) {
+		struct sheaf_pcpu *pcs = per_cpu_ptr(sc->pcpu, cpu);
+
+		pcs->main = sheaf_alloc_empty(sc, GFP_KERNEL, sc->capacity);
+		if (!pcs->main)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct sheaf_cache *sheaf_cache_new(struct kmem_cache *s,
+					   const char *name,
+					   const struct sheaf_cache_args *args,
+					   bool owns_cache)
+{
+	struct sheaf_cache *sc;
+	int err;
+
+	if (!s || !sheaf_name_valid(name))
+		return ERR_PTR(-EINVAL);
+	err = sheaf_cache_check_args(args);
+	if (err)
+		return ERR_PTR(err);
+
+	sc = kzalloc(sizeof(*sc), GFP_KERNEL);
+	if (!sc)
+		return ERR_PTR(-ENOMEM);
+	strscpy(sc->name, name, sizeof(sc->name));
+	sc->s = s;
+	sc->owns_cache = owns_cache;
+	refcount_set(&sc->refs, 1);
+	INIT_WORK(&sc->release_work, sheaf_cache_release_work);
+	INIT_LIST_HEAD(&sc->list);
+	sheaf_cache_set_args(sc, args);
+	sheaf_sysfs_kobj_init(sc);
+
+	err = sheaf_cache_init(sc);
+	if (err)
+		goto fail;
+
+	mutex_lock(&sheaf_caches_lock);
+	if (sheaf_cache_find(name)) {
+		err = -EEXIST;
+	} else {
+		err = sheaf_sysfs_add(sc);
+		if (!err)
+			list_add(&sc->list, &sheaf_caches);
+	}
+	mutex_unlock(&sheaf_caches_lock);
+	if (err)
+		goto fail;
+
+	err = cpuhp_state_add_instance_nocalls(sheaf_cpuhp_state,
+					       &sc->cpuhp_node);
+	if (err) {
+		mutex_lock(&sheaf_caches_lock);
+		list_del(&sc->list);
+		mutex_unlock(&sheaf_caches_lock);
+		sheaf_sysfs_del(sc);
+		goto fail;
+	}
+	return sc;
+fail:
+	sc->owns_cache = false;	/* the caller destroys its own cache */
+	sheaf_cache_free_parts(sc);
+	kobject_put(&sc->kobj);
+	return ERR_PTR(err);
+}
+
+/**
+ * sheaf_cache_attach() - layer sheaves over an existing kmem_cache
+ * @s: the cache; stays the caller's and must outlive the sheaf cache
+ * @name: unique name, copied; shown as /sys/kernel/sheaf/<name>
+ * @args: optional parameters (NULL for defaults).  Say in @args->flags
+ *	whether @s has a constructor, is SLAB_TYPESAFE_BY_RCU or SLAB_ACCOUNT:
+ *	the layer cannot read that from @s.
+ *
+ * Objects already allocated from @s may be freed through the sheaf cache
+ * and objects of the sheaf cache may be freed with kmem_cache_free() on
+ * @s: both ends always stay valid slab objects.
+ *
+ * Context: process context; sleeps.
+ * Return: the sheaf cache, or ERR_PTR(-EINVAL) for a bad @s, @name or
+ * @args, ERR_PTR(-EEXIST) if @name is taken, ERR_PTR(-ENOMEM).
+ */
+struct sheaf_cache *sheaf_cache_attach(struct kmem_cache *s, const char *name,
+				       const struct sheaf_cache_args *args)
+{
+	might_sleep();
+	return sheaf_cache_new(s, name, args, false);
+}
+SHEAF_EXPORT(sheaf_cache_attach);
+
+/**
+ * sheaf_cache_detach() - remove the sheaf layer from its kmem_cache
+ * @sc: the sheaf cache, or NULL
+ *
+ * Gives every cached object back to the kmem_cache and frees the layer.
+ * The caller must have stopped allocating and freeing through @sc.
+ * Prefilled sheaves still handed out are a bug, warned about with their
+ * count; they stay valid and are flushed when returned, and only then is
+ * the layer freed (and, for sheaf_cache_create() caches, the kmem_cache
+ * destroyed).
+ *
+ * Context: process context; sleeps.
+ */
+void sheaf_cache_detach(struct sheaf_cache *sc)
+{
+	unsigned int out;
+
+	might_sleep();
+	if (!sc)
+		return;
+	if (sheaf_misuse(sc, sc->dead))
+		return;
+	cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state, &sc->cpuhp_node);
+	sheaf_sysfs_del(sc);
+	WRITE_ONCE(sc->dead, true);
+	sheaf_cache_free_pcpu(sc);
+	sheaf_drain_barns(sc);
+
+	out = refcount_read(&sc->refs) - 1;
+	WARN_ONCE(out, "%s: detached with %u prefilled sheaves not returned\n",
+		  sc->name, out);
+	sheaf_cache_put(sc);
+}
+SHEAF_EXPORT(sheaf_cache_detach);
+
+static unsigned int sheaf_cache_flags_from_slab(slab_flags_t flags,
+						void (*ctor)(void *))
+{
+	unsigned int sf = 0;
+
+	if (ctor)
+		sf |= SHEAF_CACHE_CTOR;
+	if (flags & SLAB_TYPESAFE_BY_RCU)
+		sf |= SHEAF_CACHE_TYPESAFE_BY_RCU;
+	if (flags & SLAB_ACCOUNT)
+		sf |= SHEAF_CACHE_ACCOUNT;
+	return sf;
+}
+
+/**
+ * sheaf_cache_create() - create a kmem_cache with a sheaf layer over it
+ * @name: name of both the kmem_cache and the sheaf cache; unique
+ * @size: object size
+ * @align: object alignment, as for kmem_cache_create()
+ * @flags: slab flags, as for kmem_cache_create()
+ * @ctor: object constructor, or NULL
+ * @args: optional sheaf parameters (NULL for defaults); the
+ *	SHEAF_CACHE_CTOR/TYPESAFE_BY_RCU/ACCOUNT flags are derived from
+ *	@flags and @ctor
+ *
+ * Context: process context; sleeps.
+ * Return: the sheaf cache or an ERR_PTR() as for sheaf_cache_attach().
+ */
+struct sheaf_cache *sheaf_cache_create(const char *name, unsigned int size,
+				       unsigned int align, slab_flags_t flags,
+				       void (*ctor)(void *),
+				       const struct sheaf_cache_args *args)
+{
+	struct sheaf_cache_args a = {};
+	struct sheaf_cache *sc;
+	struct kmem_cache *s;
+
+	might_sleep();
+	if (!sheaf_name_valid(name))
+		return ERR_PTR(-EINVAL);
+	if (args)
+		a = *args;
+	a.flags |= sheaf_cache_flags_from_slab(flags, ctor);
+
+	s = kmem_cache_create(name, size, align, flags, ctor);
+	if (!s)
+		return ERR_PTR(-ENOMEM);
+	sc = sheaf_cache_new(s, name, &a, true);
+	if (IS_ERR(sc))
+		kmem_cache_destroy(s);
+	return sc;
+}
+SHEAF_EXPORT(sheaf_cache_create);
+
+/**
+ * sheaf_cache_destroy() - destroy a cache made by sheaf_cache_create()
+ * @sc: the sheaf cache, or NULL
+ *
+ * As sheaf_cache_detach(), then destroys the kmem_cache.  Every object
+ * must have been freed.
+ *
+ * Context: process context; sleeps.
+ */
+void sheaf_cache_destroy(struct sheaf_cache *sc)
+{
+	if (!sc)
+		return;
+	if (sheaf_misuse(sc, !sc->owns_cache))
+		return;
+	sheaf_cache_detach(sc);
+}
+SHEAF_EXPORT(sheaf_cache_destroy);
+
+/**
+ * sheaf_cache_kmem_cache() - the kmem_cache under a sheaf cache
+ * @sc: the sheaf cache
+ *
+ * Return: the kmem_cache the layer allocates from and frees to.
+ */
+struct kmem_cache *sheaf_cache_kmem_cache(const struct sheaf_cache *sc)
+{
+	return sc->s;
+}
+SHEAF_EXPORT(sheaf_cache_kmem_cache);
+
+/**
+ * sheaf_cache_capacity() - objects per sheaf of a sheaf cache
+ * @sc: the sheaf cache
+ *
+ * Return: the capacity; prefills above it build oversize sheaves.
+ */
+unsigned int sheaf_cache_capacity(const struct sheaf_cache *sc)
+{
+	return sc->capacity;
+}
+SHEAF_EXPORT(sheaf_cache_capacity);
+
+/* ---- module ---------------------------------------------------------------- */
+
+static int __init sheafmod_init(void)
+{
+	int ret;
+
+	sheaf_wq = alloc_workqueue("sheaf", WQ_MEM_RECLAIM, 0);
+	if (!sheaf_wq)
+		return -ENOMEM;
+	ret = cpuhp_setup_state_multi(CPUHP_BP_PREPARE_DYN, "mm/sheaf:dead",
+				      NULL, sheaf_cpu_dead);
+	if (ret < 0)
+		goto fail_wq;
+	sheaf_cpuhp_state = ret;
+	ret = sheaf_sysfs_init();
+	if (ret)
+		goto fail_cpuhp;
+	return 0;
+
+fail_cpuhp:
+	cpuhp_remove_multi_state(sheaf_cpuhp_state);
+fail_wq:
+	destroy_workqueue(sheaf_wq);
+	return ret;
+}
+
+/*
+ * Users are modules depending on this one, so all caches are detached by
+ * now; only layers waiting for leaked prefilled sheaves can remain.
+ */
+static void __exit sheafmod_exit(void)
+{
+	struct sheaf_cache *sc, *next;
+
+	destroy_workqueue(sheaf_wq);
+	list_for_each_entry_safe(sc, next, &sheaf_caches, list) {
+		pr_warn("%s: freed with prefilled sheaves never returned\n",
+			sc->name);
+		list_del(&sc->list);
+		sheaf_cache_free_parts(sc);
+		kobject_put(&sc->kobj);
+	}
+	sheaf_sysfs_exit();
+	cpuhp_remove_multi_state(sheaf_cpuhp_state);
+}
+
+module_init(sheafmod_init);
+module_exit(sheafmod_exit);
+
+MODULE_DESCRIPTION("Per-CPU sheaves and per-node barns over any kmem_cache");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Statistics and settings of every sheaf cache in /sys/kernel/sheaf/<name>/:
+ * one file per counter (upstream SLUB's CONFIG_SLUB_STATS names, in its
+ * "total C<cpu>=n" format), "stats" with all counters, the cache's
+ * parameters, per-node barn occupancy and the objects cached now.
+ */
+#include <linux/cpumask.h>
+#include <linux/kobject.h>
+#include <linux/nodemask.h>
+#include <linux/sysfs.h>
+
+#include "sheaf_internal.h"
+
+static struct kset *sheaf_kset;
+
+static struct sheaf_cache *to_sc(struct kobject *kobj)
+{
+	return container_of(kobj, struct sheaf_cache, kobj);
+}
+
+struct sheaf_stat_attr {
+	struct kobj_attribute attr;
+	enum sheaf_stat item;
+};
+
+static ssize_t stat_show(struct kobject *kobj, struct kobj_attribute *attr,
+			 char *buf)
+{
+	enum sheaf_stat item = container_of(attr, struct sheaf_stat_attr,
+					    attr)->item;
+	struct sheaf_cache *sc = to_sc(kobj);
+	unsigned long v;
+	unsigned int cpu;
+	int len;
+
+	len = sysfs_emit(buf, "%lu", sheaf_stat_sum(sc, item));
+	for_each_possible_cpu(cpu) {
+		v = per_cpu_ptr(sc->stats, cpu)->v[item];
+		if (v)
+			len += sysfs_emit_at(buf, len, " C%u=%lu", cpu, v);
+	}
+	return len + sysfs_emit_at(buf, len, "\n");
+}
+
+#define SHEAF_STAT_ATTR(_item, _name)					\
+	[_item] = {							\
+		.attr = __ATTR(_name, 0444, stat_show, NULL),		\
+		.item = _item,						\
+	}
+
+static struct sheaf_stat_attr sheaf_stat_attrs[NR_SHEAF_STATS] = {
+	SHEAF_STAT_ATTR(ALLOC_CPU_SHEAF, alloc_cpu_sheaf),
+	SHEAF_STAT_ATTR(FREE_CPU_SHEAF, free_cpu_sheaf),
+	SHEAF_STAT_ATTR(SHEAF_FLUSH, sheaf_flush),
+	SHEAF_STAT_ATTR(SHEAF_REFILL, sheaf_refill),
+	SHEAF_STAT_ATTR(SHEAF_ALLOC, sheaf_alloc),
+	SHEAF_STAT_ATTR(SHEAF_FREE, sheaf_free),
+	SHEAF_STAT_ATTR(BARN_GET, barn_get),
+	SHEAF_STAT_ATTR(BARN_GET_FAIL, barn_get_fail),
+	SHEAF_STAT_ATTR(BARN_PUT, barn_put),
+	SHEAF_STAT_ATTR(BARN_PUT_FAIL, barn_put_fail),
+	SHEAF_STAT_ATTR(SHEAF_PREFILL_FAST, sheaf_prefill_fast),
+	SHEAF_STAT_ATTR(SHEAF_PREFILL_SLOW, sheaf_prefill_slow),
+	SHEAF_STAT_ATTR(SHEAF_PREFILL_OVERSIZE, sheaf_prefill_oversize),
+	SHEAF_STAT_ATTR(SHEAF_RETURN_FAST, sheaf_return_fast),
+	SHEAF_STAT_ATTR(SHEAF_RETURN_SLOW, sheaf_return_slow),
+	SHEAF_STAT_ATTR(ALLOC_SLAB, alloc_slab),
+	SHEAF_STAT_ATTR(FREE_SLAB, free_slab),
+	SHEAF_STAT_ATTR(FREE_REMOTE, free_remote),
+	SHEAF_STAT_ATTR(ALLOC_FROM_SHEAF, alloc_from_sheaf),
+	SHEAF_STAT_ATTR(MISUSE, misuse),
+};
+
+static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
+			  char *buf)
+{
+	struct sheaf_cache *sc = to_sc(kobj);
+	int item, len = 0;
+
+	for (item = 0; item < NR_SHEAF_STATS; item++)
+		len += sysfs_emit_at(buf, len, "%s %lu\n",
+				     sheaf_stat_attrs[item].attr.attr.name,
+				     sheaf_stat_sum(sc, item));
+	return len;
+}
+static struct kobj_attribute stats_attr = __ATTR_RO(stats);
+
+#define SHEAF_UINT_SHOW(field)						\
+static ssize_t field##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%u\n", to_sc(kobj)->field);		\
+}									\
+static struct kobj_attribute field##_attr = __ATTR_RO(field)
+
+SHEAF_UINT_SHOW(capacity);
+SHEAF_UINT_SHOW(barn_max_full);
+SHEAF_UINT_SHOW(barn_max_empty);
+SHEAF_UINT_SHOW(object_size);
+
+static ssize_t cached_show(struct kobject *kobj, struct kobj_attribute *attr,
+			   char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", sheaf_cache_nr_cached(to_sc(kobj)));
+}
+static struct kobj_attribute cached_attr = __ATTR_RO(cached);
+
+static ssize_t barns_show(struct kobject *kobj, struct kobj_attribute *attr,
+			  char *buf)
+{
+	struct sheaf_cache *sc = to_sc(kobj);
+	unsigned int nr_full, nr_empty;
+	int node, len = 0;
+
+	for_each_node(node) {
+		barn_counts(sc->barns[node], &nr_full, &nr_empty);
+		len += sysfs_emit_at(buf, len, "node%d full=%u empty=%u\n",
+				     node, nr_full, nr_empty);
+	}
+	return len;
+}
+static struct kobj_attribute barns_attr = __ATTR_RO(barns);
+
+/* Writing anything gives every cached object back to the slab. */
+static ssize_t shrink_store(struct kobject *kobj, struct kobj_attribute *attr,
+			    const char *buf, size_t count)
+{
+	sheaf_cache_shrink(to_sc(kobj));
+	return count;
+}
+static struct kobj_attribute shrink_attr = __ATTR_WO(shrink);
+
+static struct attribute *sheaf_attrs[NR_SHEAF_STATS + 16] = {
+	&stats_attr.attr,
+	&capacity_attr.attr,
+	&barn_max_full_attr.attr,
+	&barn_max_empty_attr.attr,
+	&object_size_attr.attr,
+	&cached_attr.attr,
+	&barns_attr.attr,
+	&shrink_attr.attr,
+	/* the counters follow, added by sheaf_sysfs_init() */
+};
+
+static const struct attribute_group sheaf_group = {
+	.attrs = sheaf_attrs,
+};
+
+static const struct attribute_group *sheaf_groups[] = {
+	&sheaf_group,
+	NULL,
+};
+
+static void sheaf_kobj_release(struct kobject *kobj)
+{
+	kfree(to_sc(kobj));
+}
+
+static struct kobj_type sheaf_ktype = {
+	.release = sheaf_kobj_release,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = sheaf_groups,
+};
+
+/**
+ * sheaf_sysfs_kobj_init() - prepare the kobject that frees a sheaf cache
+ * @sc: the sheaf cache; freed by the last kobject_put() on @sc->kobj
+ */
+void sheaf_sysfs_kobj_init(struct sheaf_cache *sc)
+{
+	kobject_init(&sc->kobj, &sheaf_ktype);
+	sc->kobj.kset = sheaf_kset;
+}
+
+/**
+ * sheaf_sysfs_add() - show a sheaf cache in sysfs
+ * @sc: the sheaf cache, after sheaf_sysfs_kobj_init()
+ *
+ * Return: 0 or a negative errno.
+ */
+int sheaf_sysfs_add(struct sheaf_cache *sc)
+{
+	return kobject_add(&sc->kobj, NULL, "%s", sc->name);
+}
+
+/**
+ * sheaf_sysfs_del() - remove a sheaf cache from sysfs
+ * @sc: the sheaf cache
+ */
+void sheaf_sysfs_del(struct sheaf_cache *sc)
+{
+	kobject_del(&sc->kobj);
+}
+
+/**
+ * sheaf_sysfs_init() - create /sys/kernel/sheaf
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int sheaf_sysfs_init(void)
+{
+	unsigned int i, n = 0;
+
+	while (sheaf_attrs[n])
+		n++;
+	for (i = 0; i < NR_SHEAF_STATS; i++)
+		sheaf_attrs[n + i] = &sheaf_stat_attrs[i].attr.attr;
+
+	sheaf_kset = kset_create_and_add("sheaf", NULL, kernel_kobj);
+	return sheaf_kset ? 0 : -ENOMEM;
+}
+
+/**
+ * sheaf_sysfs_exit() - remove /sys/kernel/sheaf
+ */
+void sheaf_sysfs_exit(void)
+{
+	kset_unregister(sheaf_kset);
+}
