@@ -142,8 +142,14 @@ static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
 	unsigned int want = sheaf->capacity - sheaf->size;
 	void **p = &sheaf->objects[sheaf->size];
 
-	/* Sheaves are caches: never hand them emergency reserves. */
+	/*
+	 * Sheaves are caches: never hand them emergency reserves.  Parked
+	 * objects must read as zero when zero_on_free says so, also where the
+	 * slab would not zero them itself (e.g. slub_debug poisoning).
+	 */
 	gfp = (gfp & ~(__GFP_ZERO | __GFP_ACCOUNT)) | __GFP_NOMEMALLOC;
+	if (sc->zero_on_free)
+		gfp |= __GFP_ZERO;
 	if (!want || sheaf_inject_failure(sc))
 		return want ? -ENOMEM : 0;
 	if (!sheaf_slab_alloc_bulk(sc->s, gfp | __GFP_NOWARN, want, p)) {
@@ -196,21 +202,25 @@ static void sheaf_stash(struct sheaf_cache *sc, struct sheaf *sheaf)
 	struct sheaf_pcpu *pcs;
 	bool kept;
 
-	if (sheaf->capacity == sc->capacity && !READ_ONCE(sc->dead)) {
-		pcs = pcs_trylock(sc);
-		if (pcs) {
-			kept = !pcs->spare;
-			if (kept)
-				pcs->spare = sheaf;
-			pcs_unlock(pcs);
-			if (kept)
-				return;
-		}
+	/* Oversize sheaves never stay; nothing stays once detached. */
+	if (sheaf->capacity != sc->capacity || READ_ONCE(sc->dead)) {
+		sheaf_flush_and_free(sc, sheaf);
+		return;
+	}
+
+	pcs = pcs_trylock(sc);
+	if (pcs) {
+		kept = !pcs->spare;
+		if (kept)
+			pcs->spare = sheaf;
+		pcs_unlock(pcs);
+		if (kept)
+			return;
 	}
 
 	if (!sheaf->size)
 		kept = barn_put_empty(barn, sheaf, sc->barn_max_empty);
-	else if (sheaf_is_full(sheaf) && sheaf->capacity == sc->capacity)
+	else if (sheaf_is_full(sheaf))
 		kept = barn_put_full(barn, sheaf, sc->barn_max_full);
 	else
 		kept = false;
@@ -295,7 +305,9 @@ static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
 
 	full = barn_get_empty(sheaf_local_barn(sc));
-	if (!full)
+	if (full)
+		sheaf_stat(sc, BARN_GET);
+	else
 		full = sheaf_alloc_empty(sc, gfp, sc->capacity);
 	if (full && sheaf_fill(sc, full, gfp, 1)) {
 		sheaf_stash(sc, full);
@@ -507,16 +519,17 @@ void sheaf_cache_free(struct sheaf_cache *sc, void *obj)
 		return;
 	if (unlikely(sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH)))
 		goto slab;
-	if (sc->numa && unlikely(sheaf_obj_node(obj) != numa_mem_id())) {
-		sheaf_stat(sc, FREE_REMOTE);
-		goto slab;
-	}
 	if (sc->zero_on_free)
 		memset(obj, 0, sc->object_size);
 
 	pcs = pcs_trylock(sc);
 	if (unlikely(!pcs))
 		goto slab;
+	if (sc->numa && unlikely(sheaf_obj_node(obj) != numa_mem_id())) {
+		pcs_unlock(pcs);
+		sheaf_stat(sc, FREE_REMOTE);
+		goto slab;
+	}
 	main = pcs->main;
 	if (unlikely(sheaf_is_full(main))) {
 		pcs = pcs_make_room(sc, pcs);
@@ -713,36 +726,32 @@ SHEAF_EXPORT(sheaf_refill);
  */
 void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 {
-	struct sheaf_barn *barn;
+	struct sheaf_barn *barn = sheaf_local_barn(sc);
 	struct sheaf_pcpu *pcs;
 
 	if (sheaf_misused(sc, sheaf))
 		return;
 	sheaf->state = SHEAF_CACHED;
 
-	if (sheaf->capacity != sc->capacity || READ_ONCE(sc->dead))
-		goto flush;
-
-	pcs = pcs_trylock(sc);
-	if (pcs) {
-		if (!pcs->spare) {
+	if (sheaf->capacity == sc->capacity && !READ_ONCE(sc->dead)) {
+		pcs = pcs_trylock(sc);
+		if (pcs && !pcs->spare) {
 			pcs->spare = sheaf;
 			pcs_unlock(pcs);
 			sheaf_stat(sc, SHEAF_RETURN_FAST);
 			goto out;
 		}
-		pcs_unlock(pcs);
+		if (pcs)
+			pcs_unlock(pcs);
+		/* Topped up, it saves a later prefill or refill the work. */
+		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
+		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
+		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
+			sheaf_stat(sc, BARN_PUT);
+			sheaf_stat(sc, SHEAF_RETURN_SLOW);
+			goto out;
+		}
 	}
-
-	barn = sheaf_local_barn(sc);
-	if (barn_has_room_for_full(barn, sc->barn_max_full) &&
-	    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
-	    barn_put_full(barn, sheaf, sc->barn_max_full)) {
-		sheaf_stat(sc, BARN_PUT);
-		sheaf_stat(sc, SHEAF_RETURN_FAST);
-		goto out;
-	}
-flush:
 	sheaf_stat(sc, SHEAF_RETURN_SLOW);
 	sheaf_flush_and_free(sc, sheaf);
 out:
@@ -1288,7 +1297,8 @@ fail_wq:
 
 /*
  * Users are modules depending on this one, so all caches are detached by
- * now; only layers waiting for leaked prefilled sheaves can remain.
+ * now; only layers waiting for leaked prefilled sheaves, or never detached
+ * by a buggy user, can remain.
  */
 static void __exit sheafmod_exit(void)
 {
@@ -1296,8 +1306,14 @@ static void __exit sheafmod_exit(void)
 
 	destroy_workqueue(sheaf_wq);
 	list_for_each_entry_safe(sc, next, &sheaf_caches, list) {
-		pr_warn("%s: freed with prefilled sheaves never returned\n",
-			sc->name);
+		pr_warn("%s: %s at unload\n", sc->name,
+			sc->dead ? "prefilled sheaves never returned" :
+				   "never detached");
+		if (!sc->dead) {
+			cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state,
+							    &sc->cpuhp_node);
+			sheaf_sysfs_del(sc);
+		}
 		list_del(&sc->list);
 		sheaf_cache_free_parts(sc);
 		kobject_put(&sc->kobj);
