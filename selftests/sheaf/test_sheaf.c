@@ -401,6 +401,24 @@ static void test_init_on_alloc(void)
 	sheaf_cache_free(c.sc, obj);
 	teardown(&c);
 
+	/* SLAB_TYPESAFE_BY_RCU: readers may still look at freed objects. */
+	args.flags = 0;
+	c.sc = sheaf_cache_create("t_rcu", OBJ_SIZE, 0, SLAB_TYPESAFE_BY_RCU,
+				  NULL, &args);
+	if (!CHECK(!IS_ERR(c.sc)))
+		return;
+	CHECK(!c.sc->zero_on_free);
+	migrate_disable();
+	obj = sheaf_cache_alloc(c.sc, GFP_KERNEL);
+	memset(obj, 0x5a, OBJ_SIZE);
+	sheaf_cache_free(c.sc, obj);
+	CHECK(all_bytes(obj, 0x5a));
+	CHECK(sheaf_cache_alloc(c.sc, GFP_KERNEL) == obj);
+	CHECK(all_bytes(obj, 0x5a));
+	sheaf_cache_free(c.sc, obj);
+	migrate_enable();
+	sheaf_cache_destroy(c.sc);
+
 	if (!init)
 		skip("neither init_on_alloc nor init_on_free is on");
 }
