@@ -8,8 +8,7 @@
  * then allocate up to N objects from it where it can neither fail, sleep
  * nor take locks.
  *
- * Modules using this API declare MODULE_IMPORT_NS(SHEAF) (see
- * SHEAF_IMPORT_NS below, which works on every supported kernel).
+ * Modules using this API declare MODULE_IMPORT_NS(SHEAF_NS).
  */
 #ifndef _SHEAF_H
 #define _SHEAF_H
@@ -18,17 +17,11 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/types.h>
-#include <linux/version.h>
+
+#include "sheaf_compat.h"
 
 struct sheaf_cache;
 struct sheaf;
-
-/* Namespace argument is a string literal since 6.13. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
-#define SHEAF_IMPORT_NS() MODULE_IMPORT_NS("SHEAF")
-#else
-#define SHEAF_IMPORT_NS() MODULE_IMPORT_NS(SHEAF)
-#endif
 
 /* The largest sheaf capacity a cache may be given. */
 #define SHEAF_MAX_CAPACITY	1024U

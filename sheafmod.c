@@ -49,7 +49,7 @@
 #include <linux/slab.h>
 #include <linux/topology.h>
 
-#include "compat.h"
+#include "sheaf_compat.h"
 #include "sheaf_internal.h"
 
 static LIST_HEAD(sheaf_caches);
@@ -59,11 +59,12 @@ static struct workqueue_struct *sheaf_wq;
 
 /* Report API misuse once per call site, count it every time. */
 #define sheaf_misuse(sc, cond) ({					\
+	struct sheaf_cache *__sc = (sc);				\
 	bool __bad = unlikely(cond);					\
 	if (__bad) {							\
 		WARN_ON_ONCE(1);					\
-		if (sc)							\
-			sheaf_stat(sc, MISUSE);				\
+		if (__sc)						\
+			sheaf_stat(__sc, MISUSE);			\
 	}								\
 	__bad;								\
 })
@@ -380,7 +381,7 @@ out:
 		sheaf_zero(sc, obj, gfp);
 	return obj;
 }
-SHEAF_EXPORT(sheaf_cache_alloc);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc, SHEAF_NS);
 
 static int sheaf_obj_node(const void *obj)
 {
@@ -417,7 +418,7 @@ void *sheaf_cache_alloc_node(struct sheaf_cache *sc, gfp_t gfp, int node)
 	}
 	return obj;
 }
-SHEAF_EXPORT(sheaf_cache_alloc_node);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc_node, SHEAF_NS);
 
 /* ---- free -------------------------------------------------------------- */
 
@@ -544,7 +545,7 @@ void sheaf_cache_free(struct sheaf_cache *sc, void *obj)
 slab:
 	sheaf_slab_free(sc, obj);
 }
-SHEAF_EXPORT(sheaf_cache_free);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_free, SHEAF_NS);
 
 /* ---- prefilled sheaves --------------------------------------------------- */
 
@@ -636,7 +637,7 @@ out:
 	sheaf_cache_get(sc);
 	return sheaf;
 }
-SHEAF_EXPORT(sheaf_prefill);
+EXPORT_SYMBOL_NS_GPL(sheaf_prefill, SHEAF_NS);
 
 static bool sheaf_misused(struct sheaf_cache *sc, const struct sheaf *sheaf)
 {
@@ -670,7 +671,7 @@ void *sheaf_alloc(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 	sheaf_zero(sc, obj, gfp);
 	return obj;
 }
-SHEAF_EXPORT(sheaf_alloc);
+EXPORT_SYMBOL_NS_GPL(sheaf_alloc, SHEAF_NS);
 
 /**
  * sheaf_refill() - make sure a prefilled sheaf holds at least @size objects
@@ -708,7 +709,7 @@ int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
 	*sheafp = bigger;
 	return 0;
 }
-SHEAF_EXPORT(sheaf_refill);
+EXPORT_SYMBOL_NS_GPL(sheaf_refill, SHEAF_NS);
 
 /**
  * sheaf_return() - give a prefilled sheaf back
@@ -757,7 +758,7 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 out:
 	sheaf_cache_put(sc);
 }
-SHEAF_EXPORT(sheaf_return);
+EXPORT_SYMBOL_NS_GPL(sheaf_return, SHEAF_NS);
 
 /**
  * sheaf_size() - how many objects a prefilled sheaf still holds
@@ -773,7 +774,7 @@ unsigned int sheaf_size(const struct sheaf *sheaf)
 		return 0;
 	return sheaf->size;
 }
-SHEAF_EXPORT(sheaf_size);
+EXPORT_SYMBOL_NS_GPL(sheaf_size, SHEAF_NS);
 
 /* ---- draining: shrink, CPU hotplug, detach ------------------------------ */
 
@@ -893,7 +894,7 @@ void sheaf_cache_shrink(struct sheaf_cache *sc)
 	sheaf_flush_cpus(sc);
 	sheaf_drain_barns(sc);
 }
-SHEAF_EXPORT(sheaf_cache_shrink);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_shrink, SHEAF_NS);
 
 static int sheaf_cpu_dead(unsigned int cpu, struct hlist_node *node)
 {
@@ -1135,7 +1136,7 @@ struct sheaf_cache *sheaf_cache_attach(struct kmem_cache *s, const char *name,
 	might_sleep();
 	return sheaf_cache_new(s, name, args, false);
 }
-SHEAF_EXPORT(sheaf_cache_attach);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_attach, SHEAF_NS);
 
 /**
  * sheaf_cache_detach() - remove the sheaf layer from its kmem_cache
@@ -1170,7 +1171,7 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 		  sc->name, out);
 	sheaf_cache_put(sc);
 }
-SHEAF_EXPORT(sheaf_cache_detach);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_detach, SHEAF_NS);
 
 static unsigned int sheaf_cache_flags_from_slab(slab_flags_t flags,
 						void (*ctor)(void *))
@@ -1224,7 +1225,7 @@ struct sheaf_cache *sheaf_cache_create(const char *name, unsigned int size,
 		kmem_cache_destroy(s);
 	return sc;
 }
-SHEAF_EXPORT(sheaf_cache_create);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_create, SHEAF_NS);
 
 /**
  * sheaf_cache_destroy() - destroy a cache made by sheaf_cache_create()
@@ -1243,7 +1244,7 @@ void sheaf_cache_destroy(struct sheaf_cache *sc)
 		return;
 	sheaf_cache_detach(sc);
 }
-SHEAF_EXPORT(sheaf_cache_destroy);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_destroy, SHEAF_NS);
 
 /**
  * sheaf_cache_kmem_cache() - the kmem_cache under a sheaf cache
@@ -1255,7 +1256,7 @@ struct kmem_cache *sheaf_cache_kmem_cache(const struct sheaf_cache *sc)
 {
 	return sc->s;
 }
-SHEAF_EXPORT(sheaf_cache_kmem_cache);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_kmem_cache, SHEAF_NS);
 
 /**
  * sheaf_cache_capacity() - objects per sheaf of a sheaf cache
@@ -1267,7 +1268,7 @@ unsigned int sheaf_cache_capacity(const struct sheaf_cache *sc)
 {
 	return sc->capacity;
 }
-SHEAF_EXPORT(sheaf_cache_capacity);
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_capacity, SHEAF_NS);
 
 /* ---- module ---------------------------------------------------------------- */
 

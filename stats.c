@@ -19,16 +19,12 @@ static struct sheaf_cache *to_sc(struct kobject *kobj)
 	return container_of(kobj, struct sheaf_cache, kobj);
 }
 
-struct sheaf_stat_attr {
-	struct kobj_attribute attr;
-	enum sheaf_stat item;
-};
+static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS];
 
 static ssize_t stat_show(struct kobject *kobj, struct kobj_attribute *attr,
 			 char *buf)
 {
-	enum sheaf_stat item = container_of(attr, struct sheaf_stat_attr,
-					    attr)->item;
+	enum sheaf_stat item = attr - sheaf_stat_attrs;
 	struct sheaf_cache *sc = to_sc(kobj);
 	unsigned long v;
 	unsigned int cpu;
@@ -43,13 +39,9 @@ static ssize_t stat_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return len + sysfs_emit_at(buf, len, "\n");
 }
 
-#define SHEAF_STAT_ATTR(_item, _name)					\
-	[_item] = {							\
-		.attr = __ATTR(_name, 0444, stat_show, NULL),		\
-		.item = _item,						\
-	}
+#define SHEAF_STAT_ATTR(item, name) [item] = __ATTR(name, 0444, stat_show, NULL)
 
-static struct sheaf_stat_attr sheaf_stat_attrs[NR_SHEAF_STATS] = {
+static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	SHEAF_STAT_ATTR(ALLOC_CPU_SHEAF, alloc_cpu_sheaf),
 	SHEAF_STAT_ATTR(FREE_CPU_SHEAF, free_cpu_sheaf),
 	SHEAF_STAT_ATTR(SHEAF_FLUSH, sheaf_flush),
@@ -80,30 +72,51 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 
 	for (item = 0; item < NR_SHEAF_STATS; item++)
 		len += sysfs_emit_at(buf, len, "%s %lu\n",
-				     sheaf_stat_attrs[item].attr.attr.name,
+				     sheaf_stat_attrs[item].attr.name,
 				     sheaf_stat_sum(sc, item));
 	return len;
 }
+
 static struct kobj_attribute stats_attr = __ATTR_RO(stats);
 
-#define SHEAF_UINT_SHOW(field)						\
-static ssize_t field##_show(struct kobject *kobj,			\
-			    struct kobj_attribute *attr, char *buf)	\
-{									\
-	return sysfs_emit(buf, "%u\n", to_sc(kobj)->field);		\
-}									\
-static struct kobj_attribute field##_attr = __ATTR_RO(field)
+static ssize_t capacity_show(struct kobject *kobj,
+			     struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", to_sc(kobj)->capacity);
+}
 
-SHEAF_UINT_SHOW(capacity);
-SHEAF_UINT_SHOW(barn_max_full);
-SHEAF_UINT_SHOW(barn_max_empty);
-SHEAF_UINT_SHOW(object_size);
+static struct kobj_attribute capacity_attr = __ATTR_RO(capacity);
+
+static ssize_t barn_max_full_show(struct kobject *kobj,
+				  struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", to_sc(kobj)->barn_max_full);
+}
+
+static struct kobj_attribute barn_max_full_attr = __ATTR_RO(barn_max_full);
+
+static ssize_t barn_max_empty_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", to_sc(kobj)->barn_max_empty);
+}
+
+static struct kobj_attribute barn_max_empty_attr = __ATTR_RO(barn_max_empty);
+
+static ssize_t object_size_show(struct kobject *kobj,
+				struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", to_sc(kobj)->object_size);
+}
+
+static struct kobj_attribute object_size_attr = __ATTR_RO(object_size);
 
 static ssize_t cached_show(struct kobject *kobj, struct kobj_attribute *attr,
 			   char *buf)
 {
 	return sysfs_emit(buf, "%lu\n", sheaf_cache_nr_cached(to_sc(kobj)));
 }
+
 static struct kobj_attribute cached_attr = __ATTR_RO(cached);
 
 static ssize_t barns_show(struct kobject *kobj, struct kobj_attribute *attr,
@@ -120,6 +133,7 @@ static ssize_t barns_show(struct kobject *kobj, struct kobj_attribute *attr,
 	}
 	return len;
 }
+
 static struct kobj_attribute barns_attr = __ATTR_RO(barns);
 
 /* Writing anything gives every cached object back to the slab. */
@@ -129,6 +143,7 @@ static ssize_t shrink_store(struct kobject *kobj, struct kobj_attribute *attr,
 	sheaf_cache_shrink(to_sc(kobj));
 	return count;
 }
+
 static struct kobj_attribute shrink_attr = __ATTR_WO(shrink);
 
 static struct attribute *sheaf_attrs[NR_SHEAF_STATS + 16] = {
@@ -157,7 +172,7 @@ static void sheaf_kobj_release(struct kobject *kobj)
 	kfree(to_sc(kobj));
 }
 
-static struct kobj_type sheaf_ktype = {
+static const struct kobj_type sheaf_ktype = {
 	.release = sheaf_kobj_release,
 	.sysfs_ops = &kobj_sysfs_ops,
 	.default_groups = sheaf_groups,
@@ -205,7 +220,7 @@ int sheaf_sysfs_init(void)
 	while (sheaf_attrs[n])
 		n++;
 	for (i = 0; i < NR_SHEAF_STATS; i++)
-		sheaf_attrs[n + i] = &sheaf_stat_attrs[i].attr.attr;
+		sheaf_attrs[n + i] = &sheaf_stat_attrs[i].attr;
 
 	sheaf_kset = kset_create_and_add("sheaf", NULL, kernel_kobj);
 	return sheaf_kset ? 0 : -ENOMEM;

@@ -14,7 +14,7 @@
 
 #include "sheaf.h"
 
-SHEAF_IMPORT_NS();
+MODULE_IMPORT_NS(SHEAF_NS);
 
 static unsigned int rounds = 10000;
 module_param(rounds, uint, 0444);

@@ -30,18 +30,6 @@ HOST_BUILD_DEPS=(make gcc-12 pahole libelf1)
 CHROOT_BUILD=/sheaf-build
 MOUNTED=()
 
-# Prints the source files to copy, NUL-separated, relative to $SRC.
-list_sources() {
-	if git -C "$SRC" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		git -C "$SRC" ls-files -co --exclude-standard -z
-	else
-		(cd "$SRC" && find . -path ./.git -prune -o -type f \
-			! -name '*.o' ! -name '*.ko' ! -name '*.mod' ! -name '*.mod.c' \
-			! -name '*.cmd' ! -name '*.a' ! -name '*.order' \
-			! -name '*.symvers' -printf '%P\0')
-	fi
-}
-
 # Mirrors the source files into $1, touching only files whose content
 # changed so that make rebuilds just what it must; files that left the
 # source tree are removed, build products stay.
@@ -59,13 +47,31 @@ sync_sources() {
 			mkdir -p "$(dirname "$dst/$f")"
 			cp --remove-destination "$SRC/$f" "$dst/$f"
 		fi
-	done < <(list_sources)
+	done < <(list_sources "$SRC")
 	if [[ -f $manifest ]]; then
 		while IFS= read -r -d '' f; do
 			[[ -n ${keep[$f]:-} ]] || rm -f "$dst/$f"
 		done <"$manifest"
 	fi
 	printf '%s\0' "${!keep[@]}" >"$manifest"
+}
+
+# Removes *.ko that this build did not make (a module dropped from Kbuild,
+# a renamed source): whoever collects *.ko from the build dir gets exactly
+# this build's modules.  modules.order lists them as .ko or .o, absolute
+# (6.x) or relative to the build dir (7.x).
+prune_stale_modules() {
+	local dir=$1 m ko
+	local -A built=()
+	[[ -f $dir/modules.order ]] || return 0
+	while IFS= read -r m; do
+		m="${m#"$dir"/}"
+		[[ $m != *.o ]] || m="${m%.o}.ko"
+		built[$m]=1
+	done <"$dir/modules.order"
+	while IFS= read -r -d '' ko; do
+		[[ -n ${built[$ko]:-} ]] || { log "removing stale $ko"; rm -f "$dir/$ko"; }
+	done < <(cd "$dir" && find . -name '*.ko' -printf '%P\0')
 }
 
 unmount_all() {
@@ -132,18 +138,27 @@ main() {
 	# One build per kernel at a time: they share the build dir (and mounts).
 	exec 8>"$build.lock"
 	flock 8
+	# Objects that compiled with warnings would not be rebuilt, and their
+	# warnings not shown again: start afresh after such a build.
+	if [[ -f $build/warned ]]; then
+		rm -rf "$build/src" "$build/src.files" "$build/warned"
+	fi
 	sync_sources "$build/src"
 
 	log="$build/make.log"
 	run_make "$k" "$build" "$@" 2>&1 | tee "$log" >&2 || rc=${PIPESTATUS[0]}
+	if grep -qi 'warning:' "$log"; then
+		: >"$build/warned"
+	fi
 	[[ $rc -eq 0 ]] || { log "make failed for $k ($rc)"; exit "$rc"; }
 
-	if [[ ${SHEAF_WARNINGS_OK:-} != 1 ]] && grep -qi 'warning:' "$log"; then
+	if [[ ${SHEAF_WARNINGS_OK:-} != 1 && -f $build/warned ]]; then
 		log "error: $k build has warnings (the project builds W=1 clean):"
 		grep -i 'warning:' "$log" >&2
 		exit 1
 	fi
 	if wants_modules "$@"; then
+		prune_stale_modules "$build/src"
 		echo "$build/src"
 	fi
 }

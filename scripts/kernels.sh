@@ -247,6 +247,31 @@ reroot_headers_makefile() {
 	sed -i "s|^include /usr/src/|include $root/usr/src/|" "$kdir/Makefile"
 }
 
+# The kernel's Makefile runs scripts/checker-valid.sh (7.x) before C=1/C=2
+# and silently skips sparse when it fails; Debian's linux-kbuild does not
+# ship it.  Supply one: prints 1 when checker "$@" parses __typeof_unqual__
+# (which 7.x headers use under sparse) without error.
+supply_checker_valid() {
+	local root=$1 rel=$2 script
+	script="$root/usr/src/linux-headers-$rel/scripts/checker-valid.sh"
+	checker_valid_needed "$root" || return 0
+	[[ -d ${script%/*} && ! -e $script ]] || return 0
+	cat >"$script" <<-'EOF'
+		#!/bin/sh
+		# Supplied by sheafmod's scripts/kernels.sh (missing from the package).
+		command -v "$1" >/dev/null 2>&1 || { echo 0; exit 0; }
+		f=$(mktemp --suffix=.c)
+		trap 'rm -f "$f"' EXIT
+		printf 'int f(const int *p)\n{\n\t__typeof_unqual__(*p) v = *p;\n\treturn v;\n}\n' >"$f"
+		if "$@" "$f" 2>&1 | grep -q error; then echo 0; else echo 1; fi
+	EOF
+	chmod +x "$script"
+}
+
+checker_valid_needed() {
+	grep -qs 'scripts/checker-valid\.sh' "$1"/usr/src/linux-headers-*/Makefile
+}
+
 # Prints where the package put the bootable image (7.x: under modules).
 find_vmlinuz() {
 	local root=$1 rel=$2 f
@@ -266,6 +291,10 @@ headers_usable() {
 	done
 	if [[ ! -L $kdir/scripts || "$(realpath "$kdir/scripts")" != */linux-kbuild-*/scripts ]]; then
 		log "$kdir/scripts does not lead to linux-kbuild"
+		return 1
+	fi
+	if checker_valid_needed "${kdir%/usr/src/*}" && [[ ! -x $kdir/scripts/checker-valid.sh ]]; then
+		log "$kdir/scripts/checker-valid.sh missing: sparse would be skipped"
 		return 1
 	fi
 }
@@ -363,11 +392,15 @@ fetch_kernel() {
 	echo "$REL" >"$d/release"
 	echo "$VERSION" >"$d/version"
 	if builds_in_chroot "$k"; then
-		chroot_usable "$d/chroot" "$REL" "$VERSION" 2>/dev/null ||
+		supply_checker_valid "$d/chroot" "$REL"
+		if ! chroot_usable "$d/chroot" "$REL" "$VERSION" 2>/dev/null; then
 			build_chroot "$d/chroot" "$REL" "$VERSION"
+			supply_checker_valid "$d/chroot" "$REL"
+		fi
 	else
 		kdir="$d/root/usr/src/linux-headers-$REL"
 		reroot_headers_makefile "$d/root" "$kdir"
+		supply_checker_valid "$d/root" "$REL"
 	fi
 	kernel_usable "$k" || die "$k: fetched tree is not usable"
 	date -u +%FT%TZ >"$d/stamp"

@@ -20,3 +20,17 @@ die() {
 	log "error: $*"
 	exit 1
 }
+
+# Prints the project's files in source tree $1, NUL-separated, relative to
+# it: git's tracked and untracked-but-not-ignored files (so it works in a
+# fresh clone), or outside git every file but build products.
+list_sources() {
+	if git -C "$1" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$1" ls-files -co --exclude-standard -z
+	else
+		(cd "$1" && find . -path ./.git -prune -o -type f \
+			! -name '*.o' ! -name '*.ko' ! -name '*.mod' ! -name '*.mod.c' \
+			! -name '*.cmd' ! -name '*.a' ! -name '*.order' \
+			! -name '*.symvers' -printf '%P\0')
+	fi
+}

@@ -29,11 +29,11 @@
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
 
-#include "compat.h"
+#include "sheaf_compat.h"
 #include "sheaf.h"
 #include "sheaf_internal.h"
 
-SHEAF_IMPORT_NS();
+MODULE_IMPORT_NS(SHEAF_NS);
 
 static char *run;
 module_param(run, charp, 0444);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Every difference between the kernels sheafmod builds for lives here.
+ * Every difference between the kernels sheafmod builds for lives here, for
+ * the layer, its tests and its users alike (sheaf.h includes it).
  * Supported: 6.1 LTS, 6.12 LTS (also PREEMPT_RT), 7.x.
  */
 #ifndef _SHEAF_COMPAT_H
@@ -11,11 +12,14 @@
 #include <linux/slab.h>
 #include <linux/version.h>
 
-/* The symbol namespace became a string literal in 6.13. */
+/*
+ * The symbol namespace, for MODULE_IMPORT_NS(SHEAF_NS).  Namespaces are
+ * string literals since 6.13, bare words before.
+ */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
-#define SHEAF_EXPORT(sym) EXPORT_SYMBOL_NS_GPL(sym, "SHEAF")
+#define SHEAF_NS "SHEAF"
 #else
-#define SHEAF_EXPORT(sym) EXPORT_SYMBOL_NS_GPL(sym, SHEAF)
+#define SHEAF_NS SHEAF
 #endif
 
 /*

@@ -1,0 +1,153 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Usage: scripts/check.sh [K...]          (make check [KERNELS="K..."])
+#
+# The whole test matrix: installs what it needs, runs scripts/lint.sh once,
+# then for each kernel K (default: scripts/kernels.sh list) fetches it,
+# builds the modules (scripts/kbuild.sh), makes an initramfs
+# (scripts/initramfs.sh) and runs the kselftest collection in QEMU
+# (scripts/vm.sh).  Logs of kernel K go to out/logs/K/: fetch.log,
+# build.log, initramfs.log, vm.log (what vm.sh printed), console.log (the
+# guest's kernel log), result.txt (its KTAP), summary.
+#
+# Ends with a table per kernel and a last line "N passed, N failed,
+# N skipped" summing the test cases of all kernels; a step that failed
+# without a failed test case of its own (lint, fetch, build, boot, a kernel
+# error in the console) counts as one failed.  Exits non-zero on any
+# failure.
+#
+# Environment: SHEAF_STRESS_SECONDS (length of each stress case) and the
+# other variables of scripts/vm.sh pass through.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+DEPS=(qemu-system-x86 busybox-static bash-static cpio rsync make binutils)
+LOGS=$SHEAF_TOP/out/logs
+ROWS=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+TOTAL_SKIPPED=0
+FAILURES=0
+
+banner() {
+	printf '\n=== %s\n' "$*"
+}
+
+# Shows the end of a failed step's log.
+show_tail() {
+	local file=$1
+
+	echo "--- last lines of $file:"
+	tail -n 30 "$file" | sed 's/^/    | /'
+}
+
+# "-" where a figure does not apply; the figures add up to the last line.
+add_row() {	# add_row K PASSED FAILED SKIPPED EXPECTED SECONDS VERDICT
+	ROWS+=("$(printf '%-8s | %6s | %6s | %7s | %17s | %22s | %s' "$@")")
+	[[ $2 == - ]] || TOTAL_PASSED=$((TOTAL_PASSED + $2))
+	[[ $3 == - ]] || TOTAL_FAILED=$((TOTAL_FAILED + $3))
+	[[ $4 == - ]] || TOTAL_SKIPPED=$((TOTAL_SKIPPED + $4))
+	[[ $7 == PASS ]] || FAILURES=$((FAILURES + 1))
+}
+
+run_lint() {
+	local rc=0
+
+	banner "lint"
+	mkdir -p "$LOGS"
+	"$SHEAF_TOP/scripts/lint.sh" "$@" 2>&1 | tee "$LOGS/lint.log" || rc=${PIPESTATUS[0]}
+	if [[ $rc -eq 0 ]]; then
+		add_row lint - - - - - PASS
+	else
+		add_row lint - 1 - - - FAIL
+	fi
+}
+
+# A step's failure before the VM: one failed, no test results.
+step_failed() {	# step_failed K STEP LOG
+	echo "$1: $2 FAILED"
+	show_tail "$3"
+	add_row "$1" - 1 - - - "$2-FAIL"
+}
+
+summary_field() {	# summary_field FILE NAME
+	sed -n "s/^$2=//p" "$1"
+}
+
+run_kernel() {
+	local k=$1 dir=$LOGS/$1 moddir s
+
+	banner "$k"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "$k: fetch"
+	"$SHEAF_TOP/scripts/kernels.sh" fetch "$k" >"$dir/fetch.log" 2>&1 ||
+		{ step_failed "$k" FETCH "$dir/fetch.log"; return 0; }
+	echo "$k: build"
+	if ! moddir=$("$SHEAF_TOP/scripts/kbuild.sh" "$k" 2>"$dir/build.log" | tail -n 1) ||
+		[[ -z $moddir ]]; then
+		step_failed "$k" BUILD "$dir/build.log"
+		return 0
+	fi
+	echo "$k: initramfs"
+	"$SHEAF_TOP/scripts/initramfs.sh" "$k" "$moddir" "$dir/initramfs.cpio" \
+		>"$dir/initramfs.log" 2>&1 ||
+		{ step_failed "$k" INITRAMFS "$dir/initramfs.log"; return 0; }
+	"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$dir/initramfs.cpio" 2>&1 |
+		tee "$dir/vm.log" || true
+
+	s=$dir/summary
+	if [[ ! -f $s ]]; then
+		step_failed "$k" VM "$dir/vm.log"
+		return 0
+	fi
+	add_row "$k" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
+		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
+		"$(summary_field "$s" seconds)$(retries_note "$s")" \
+		"$(summary_field "$s" verdict)"
+}
+
+# Boot failures that a retry got past stay visible in the table.
+retries_note() {
+	local attempts
+
+	attempts=$(summary_field "$1" attempts)
+	[[ $attempts == 1 ]] || echo " (boot $attempts tries)"
+}
+
+print_table() {
+	local row
+
+	banner "summary"
+	printf '%-8s | %6s | %6s | %7s | %17s | %22s | %s\n' kernel passed failed skipped \
+		"warnings expected" "boot-to-result seconds" verdict
+	printf '%s\n' "---------+--------+--------+---------+-------------------+------------------------+--------"
+	for row in "${ROWS[@]}"; do
+		echo "$row"
+	done
+}
+
+main() {
+	local kernels k start=$SECONDS wall
+
+	if [[ $# -gt 0 ]]; then
+		kernels=("$@")
+	else
+		read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list)"
+	fi
+	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
+	run_lint "${kernels[@]}"
+	for k in "${kernels[@]}"; do
+		run_kernel "$k"
+	done
+
+	print_table
+	wall=$((SECONDS - start))
+	printf '\ntotal wall time: %dm%02ds; logs in %s\n' $((wall / 60)) $((wall % 60)) "$LOGS"
+	echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+	[[ $FAILURES -eq 0 ]]
+}
+
+main "$@"

@@ -1,0 +1,193 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the test VM (scripts/initramfs.sh puts it there).
+#
+# Kernel command line:
+#   sheaf.mode=check|demo  check (default): the kselftest collection;
+#                          demo: load sheafmod and the example, print the
+#                          layer's statistics, unload both
+#   sheaf.stress=SECONDS   SHEAF_STRESS_SECONDS for sheaf.sh
+#   sheaf.timeout=SECONDS  the runner's per-test timeout, instead of the
+#                          target's settings file
+#
+# Results go to the second serial port only, never to the kernel log, so
+# that nothing a test prints can fake them:
+#   SHEAF-START kernel=<uname -r> mode=<mode> uptime=<s>
+#   ... the mode's output (KTAP for check) ...
+#   SHEAF-MODULES-LEFT <modules still loaded, or "none">
+#   SHEAF-TAINT <value of /proc/sys/kernel/tainted>
+#   SHEAF-EXIT <0 pass, 1 fail> uptime=<s>
+# The console (ttyS0) gets the same output as kernel log lines starting
+# with "sheaf-out: ", so that a console log shows what ran when; the host
+# ignores those lines when it scans the console for kernel errors.
+#
+# The VM must end by itself: reboot -f (QEMU runs with -no-reboot).
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+RESULT=/dev/ttyS1
+OUT=/tmp/sheaf-out
+
+mount_filesystems() {
+	# devtmpfs first: the shell opens /dev/null for background jobs and
+	# silently fails to start them without it.
+	mount -t devtmpfs devtmpfs /dev
+	mount -t proc proc /proc
+	# What udev would add; the kselftest runner writes to /dev/stdout.
+	ln -s /proc/self/fd /dev/fd
+	ln -s fd/0 /dev/stdin
+	ln -s fd/1 /dev/stdout
+	ln -s fd/2 /dev/stderr
+	mount -t sysfs sysfs /sys
+	mount -t tmpfs tmpfs /tmp
+	mount -t debugfs debugfs /sys/kernel/debug
+	mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null ||
+		mount -t tracefs tracefs /sys/kernel/debug/tracing 2>/dev/null
+}
+
+cmdline_param() {	# cmdline_param NAME: value of sheaf.NAME=
+	local word words
+
+	read -r -a words </proc/cmdline
+	for word in "${words[@]}"; do
+		case $word in
+		"sheaf.$1="*) echo "${word#*=}" ;;
+		esac
+	done
+}
+
+uptime_s() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+# Each line opens and closes the port: the close waits until the UART has
+# sent everything, so nothing is lost to the reboot.
+report() {
+	echo "$*" >"$RESULT"
+}
+
+to_kmsg() {
+	local line
+
+	while IFS= read -r line; do
+		echo "sheaf-out: $line" >/dev/kmsg
+	done
+}
+
+# Runs "$@" with its output to the result port, the console (as kernel log
+# lines) and $OUT; returns its exit status.
+run_reported() {
+	local rc
+
+	{
+		"$@" 2>&1
+		echo $? >/tmp/sheaf-rc
+	} | tee "$RESULT" "$OUT" | to_kmsg
+	rc=$(cat /tmp/sheaf-rc)
+	return "$rc"
+}
+
+run_check() {
+	local timeout
+
+	timeout=$(cmdline_param timeout)
+	cd /kselftest || return 1
+	./run_kselftest.sh ${timeout:+-o "$timeout"}
+}
+
+print_stats() {
+	local f
+
+	find /sys/kernel/sheaf -mindepth 2 -type f | sort | while read -r f; do
+		if [ "$(wc -l <"$f" 2>/dev/null)" -gt 1 ]; then
+			echo "${f#/sys/kernel/sheaf/}:"
+			sed 's/^/    /' "$f"
+		else
+			echo "${f#/sys/kernel/sheaf/}: $(cat "$f" 2>&1)"
+		fi
+	done
+}
+
+run_demo() {
+	local rc=0
+
+	echo "# insmod sheafmod.ko"
+	insmod /modules/sheafmod.ko || return 1
+	echo "# insmod examples/sheaf_example.ko (runs its workload in its init)"
+	insmod /modules/examples/sheaf_example.ko || rc=1
+	if [ $rc -eq 0 ]; then
+		echo "# statistics under /sys/kernel/sheaf/"
+		print_stats
+		echo "# rmmod sheaf_example"
+		rmmod sheaf_example || rc=1
+	fi
+	echo "# rmmod sheafmod"
+	rmmod sheafmod || rc=1
+	return $rc
+}
+
+# A debug kernel with kmemleak: report leaks to the console, where the host
+# finds "suspected memory leaks".  Two scans: the first one can miss
+# objects freed a moment ago.
+scan_kmemleak() {
+	local f=/sys/kernel/debug/kmemleak
+
+	[ -w $f ] || return 0
+	echo scan >$f
+	sleep 2
+	echo scan >$f
+	sed 's/^/kmemleak-report: /' $f >/dev/kmsg
+}
+
+loaded_modules() {
+	local mods
+
+	mods=$(cut -d' ' -f1 /proc/modules | tr '\n' ' ')
+	echo "${mods:-none}"
+}
+
+main() {
+	local mode stress rc left
+
+	mount_filesystems
+	# Raw: no \r added to each line.
+	stty -F "$RESULT" raw -echo 2>/dev/null
+	mode=$(cmdline_param mode)
+	mode=${mode:-check}
+	stress=$(cmdline_param stress)
+	[ -n "$stress" ] && export SHEAF_STRESS_SECONDS="$stress"
+
+	report "SHEAF-START kernel=$(uname -r) mode=$mode uptime=$(uptime_s)"
+	echo "sheaf-init: start, mode $mode" >/dev/kmsg
+	case $mode in
+	check)
+		run_reported run_check
+		rc=0
+		# The runner exits 0 whatever the results: read them.
+		grep -Eq '^(# )*not ok ' $OUT && rc=1
+		grep -Eq '^ok ' $OUT || rc=1
+		;;
+	demo)
+		run_reported run_demo
+		rc=$?
+		;;
+	*)
+		echo "sheaf-init: unknown sheaf.mode=$mode" | tee "$RESULT" >/dev/kmsg
+		rc=1
+		;;
+	esac
+	scan_kmemleak
+
+	left=$(loaded_modules)
+	[ "$left" = none ] || rc=1
+	report "SHEAF-MODULES-LEFT $left"
+	report "SHEAF-TAINT $(cat /proc/sys/kernel/tainted)"
+	report "SHEAF-EXIT $rc uptime=$(uptime_s)"
+	echo "sheaf-init: done, exit $rc" >/dev/kmsg
+	sync
+	reboot -f
+}
+
+main
+# Not reached unless reboot failed: do not let the kernel panic on a dead init.
+sleep 3600
