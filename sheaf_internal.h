@@ -32,6 +32,7 @@ struct sheaf {
 	unsigned int state;		/* enum sheaf_state */
 	unsigned int capacity;
 	unsigned int size;
+	bool private;	/* filled for one caller's memcg: never recycled */
 	void *objects[];
 };
 
@@ -98,6 +99,7 @@ struct sheaf_cache {
 	unsigned int barn_max_empty;
 	unsigned int flags;		/* SHEAF_CACHE_* */
 	unsigned int object_size;
+	bool bypass;		/* ACCOUNT or PASSTHROUGH: nothing parked */
 	bool zero_on_free;	/* parked objects are kept zeroed */
 	bool numa;		/* more than one possible node */
 	bool owns_cache;	/* made by sheaf_cache_create() */

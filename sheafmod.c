@@ -121,6 +121,7 @@ static struct sheaf *sheaf_alloc_empty(struct sheaf_cache *sc, gfp_t gfp,
 	sheaf->state = SHEAF_CACHED;
 	sheaf->capacity = capacity;
 	sheaf->size = 0;
+	sheaf->private = false;
 	sheaf_stat(sc, SHEAF_ALLOC);
 	return sheaf;
 }
@@ -148,7 +149,9 @@ static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
 	 * objects must read as zero when zero_on_free says so, also where the
 	 * slab would not zero them itself (e.g. slub_debug poisoning).
 	 */
-	gfp = (gfp & ~(__GFP_ZERO | __GFP_ACCOUNT)) | __GFP_NOMEMALLOC;
+	gfp = (gfp & ~__GFP_ZERO) | __GFP_NOMEMALLOC;
+	if (!sheaf->private)
+		gfp &= ~__GFP_ACCOUNT;
 	if (sc->zero_on_free)
 		gfp |= __GFP_ZERO;
 	if (!want || sheaf_inject_failure(sc))
@@ -182,6 +185,13 @@ static void sheaf_flush_and_free(struct sheaf_cache *sc, struct sheaf *sheaf)
 	sheaf_free_empty(sc, sheaf);
 }
 
+/* Oversize and private sheaves never stay; nothing stays once detached. */
+static bool sheaf_recyclable(struct sheaf_cache *sc, const struct sheaf *sheaf)
+{
+	return sheaf->capacity == sc->capacity && !sheaf->private &&
+	       !READ_ONCE(sc->dead);
+}
+
 static struct sheaf_barn *sheaf_local_barn(struct sheaf_cache *sc)
 {
 	return sc->barns[numa_mem_id()];
@@ -203,8 +213,7 @@ static void sheaf_stash(struct sheaf_cache *sc, struct sheaf *sheaf)
 	struct sheaf_pcpu *pcs;
 	bool kept;
 
-	/* Oversize sheaves never stay; nothing stays once detached. */
-	if (sheaf->capacity != sc->capacity || READ_ONCE(sc->dead)) {
+	if (!sheaf_recyclable(sc, sheaf)) {
 		sheaf_flush_and_free(sc, sheaf);
 		return;
 	}
@@ -354,8 +363,7 @@ void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp)
 	struct sheaf *main;
 	void *obj;
 
-	if (unlikely(sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH)) ||
-	    unlikely(gfp & __GFP_ACCOUNT))
+	if (unlikely(sc->bypass || (gfp & __GFP_ACCOUNT)))
 		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
 
 	pcs = pcs_trylock(sc);
@@ -518,7 +526,7 @@ void sheaf_cache_free(struct sheaf_cache *sc, void *obj)
 
 	if (unlikely(!obj))
 		return;
-	if (unlikely(sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH)))
+	if (unlikely(sc->bypass))
 		goto slab;
 	if (sc->zero_on_free)
 		memset(obj, 0, sc->object_size);
@@ -582,15 +590,18 @@ static struct sheaf *sheaf_take_for_prefill(struct sheaf_cache *sc)
 /**
  * sheaf_prefill() - get a sheaf holding at least @size objects
  * @sc: the sheaf cache
- * @gfp: allocation flags for refilling from the slab; __GFP_ZERO and
- *	__GFP_ACCOUNT are ignored here (see sheaf_alloc())
+ * @gfp: allocation flags for refilling from the slab; __GFP_ZERO is
+ *	ignored here (see sheaf_alloc())
  * @size: how many objects the caller must be able to allocate from it
  *
  * Prepares for a section that must not fail, sleep or take locks: up to
  * @size calls of sheaf_alloc() on the returned sheaf then succeed.  The
  * sheaf is usually the CPU's spare or one from the barn, so it often needs
  * no refill.  A @size above the cache's capacity builds an oversize sheaf
- * of its own.  The caller owns the sheaf until sheaf_return().
+ * of its own.  So does __GFP_ACCOUNT, or a SLAB_ACCOUNT or pass-through
+ * cache: its objects are charged to the caller's memory cgroup now, and
+ * it is flushed on return rather than recycled.  The caller owns the
+ * sheaf until sheaf_return().
  *
  * This is not a mempool: the prefill itself can fail.
  *
@@ -601,20 +612,24 @@ static struct sheaf *sheaf_take_for_prefill(struct sheaf_cache *sc)
 struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
 			    unsigned int size)
 {
+	bool private = sc->bypass || (gfp & __GFP_ACCOUNT);
 	struct sheaf *sheaf;
 
 	if (sheaf_misuse(sc, !size || sc->dead))
 		return NULL;
 
-	if (size > sc->capacity) {
+	/* Oversize, or charged to this caller: a sheaf of its own. */
+	if (size > sc->capacity || private) {
 		sheaf = sheaf_alloc_empty(sc, gfp, size);
-		if (sheaf && sheaf_fill(sc, sheaf, gfp, size)) {
-			sheaf_free_empty(sc, sheaf);
-			sheaf = NULL;
-		}
 		if (!sheaf)
 			return NULL;
-		sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
+		sheaf->private = private;
+		if (sheaf_fill(sc, sheaf, gfp, size)) {
+			sheaf_free_empty(sc, sheaf);
+			return NULL;
+		}
+		if (size > sc->capacity)
+			sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
 		goto out;
 	}
 
@@ -734,7 +749,7 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 		return;
 	sheaf->state = SHEAF_CACHED;
 
-	if (sheaf->capacity == sc->capacity && !READ_ONCE(sc->dead)) {
+	if (sheaf_recyclable(sc, sheaf)) {
 		pcs = pcs_trylock(sc);
 		if (pcs && !pcs->spare) {
 			pcs->spare = sheaf;
@@ -1022,6 +1037,7 @@ static void sheaf_cache_set_args(struct sheaf_cache *sc,
 	sc->barn_max_full = args->barn_max_full ?: SHEAF_DEFAULT_BARN_MAX;
 	sc->barn_max_empty = args->barn_max_empty ?: SHEAF_DEFAULT_BARN_MAX;
 	sc->flags = args->flags;
+	sc->bypass = sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH);
 	keep_contents = sc->flags & (SHEAF_CACHE_CTOR |
 				     SHEAF_CACHE_TYPESAFE_BY_RCU);
 	sc->zero_on_free = !keep_contents &&

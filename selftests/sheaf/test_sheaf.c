@@ -731,6 +731,7 @@ static void test_bypass(void)
 		SHEAF_CACHE_ACCOUNT, SHEAF_CACHE_PASSTHROUGH,
 	};
 	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	struct sheaf *sheaf;
 	struct fixture f;
 	unsigned int k;
 	void *obj;
@@ -744,8 +745,30 @@ static void test_bypass(void)
 		CHECK_EQ(stat(f.sc, ALLOC_SLAB), 1);
 		CHECK_EQ(stat(f.sc, FREE_SLAB), 1);
 		CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+
+		/* Prefilled sheaves are the caller's own, never recycled. */
+		sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 4);
+		if (CHECK(sheaf)) {
+			CHECK_EQ(sheaf_size(sheaf), 4);
+			obj = sheaf_alloc(f.sc, 0, sheaf);
+			sheaf_return(f.sc, GFP_KERNEL, sheaf);
+			sheaf_cache_free(f.sc, obj);
+		}
+		CHECK_EQ(stat(f.sc, SHEAF_FLUSH), 3);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
 		teardown(&f);
 	}
+
+	/* So is one prefilled with __GFP_ACCOUNT from an ordinary cache. */
+	if (setup(&f, "t_bypass", CAPACITY))
+		return;
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL | __GFP_ACCOUNT, CAPACITY);
+	if (CHECK(sheaf)) {
+		CHECK(sheaf->private);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	}
+	teardown(&f);
 }
 
 /* sheaf_cache_create() owns its kmem_cache and reads its flags. */
