@@ -50,15 +50,19 @@ online_cpus_but_0() {
 	done
 }
 
-# Take CPUs offline and online again until killed.  CPU 0 stays up.
+# Take CPUs offline and online again, and shrink every sheaf cache, until
+# killed.  CPU 0 stays up.
 cycle_cpus() {
-	local cpus c n=0
+	local cpus c f n=0
 
 	cpus=$(online_cpus_but_0)
 	[ -n "$cpus" ] || return 0
 	while :; do
 		for c in $cpus; do
 			echo 0 > "$c/online" 2>/dev/null || continue
+			for f in /sys/kernel/sheaf/*/shrink; do
+				[ -w "$f" ] && echo 1 > "$f"
+			done
 			sleep 0.2
 			echo 1 > "$c/online"
 			n=$((n + 1))
