@@ -10,6 +10,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+report_errors
 
 # Wait for a concurrent apt/dpkg run instead of failing on its lock.
 APT_OPTS=(-q -o DPkg::Lock::Timeout=600)

@@ -21,6 +21,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+report_errors
 
 SRC="${SHEAF_SRC:-$SHEAF_TOP}"
 # pahole: 6.12's headers ship vmlinux, so modules get BTF (CONFIG_PAHOLE_VERSION
@@ -86,7 +87,14 @@ unmount_all() {
 # Callers run this where set -e does not apply: each step is checked.
 mount_into_chroot() {
 	local chroot=$1 build=$2
+	local m
 	mkdir -p "$chroot/proc" "$chroot$CHROOT_BUILD" || return
+	# We hold the kernel's lock: mounts still there are a killed run's.
+	for m in "$chroot$CHROOT_BUILD" "$chroot/proc"; do
+		while mountpoint -q "$m"; do
+			umount "$m" 2>/dev/null || umount -l "$m" || return
+		done
+	done
 	# objtool reads /proc while building.
 	mount -t proc proc "$chroot/proc" || return
 	MOUNTED+=("$chroot/proc")
@@ -130,8 +138,14 @@ main() {
 	[[ $# -gt 0 ]] || set -- modules W=1
 
 	"$SHEAF_TOP/scripts/kernels.sh" fetch "$k"
-	[[ -n "$("$SHEAF_TOP/scripts/kernels.sh" path "$k" chroot)" ]] ||
-		"$SHEAF_TOP/scripts/deps.sh" "${HOST_BUILD_DEPS[@]}"
+	if [[ -z "$("$SHEAF_TOP/scripts/kernels.sh" path "$k" chroot)" ]]; then
+		local deps=("${HOST_BUILD_DEPS[@]}")
+		# C=1/C=2 run sparse, from the host's package here.
+		if printf '%s\n' "$@" | grep -q '^C=[12]$'; then
+			deps+=(sparse)
+		fi
+		"$SHEAF_TOP/scripts/deps.sh" "${deps[@]}"
+	fi
 
 	build="$SHEAF_CACHE/build/$k"
 	mkdir -p "$build"

@@ -24,6 +24,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+report_errors
 
 KERNELS=(6.1 6.12 6.12-rt 7.2)
 MIRROR=http://deb.debian.org/debian
@@ -34,7 +35,7 @@ SOURCE_DIR="$SHEAF_CACHE/$SOURCE_PKG"
 # Packages a chroot-built kernel needs besides its headers.
 CHROOT_TOOLS=(gcc-16 make sparse)
 # Host tools: apt and dpkg-deb are always there; these may not be.
-HOST_TOOLS=(debian-archive-keyring xz-utils mmdebstrap)
+HOST_TOOLS=(debian-archive-keyring xz-utils)
 
 declare -A SUITE_UPDATED=()
 
@@ -236,7 +237,9 @@ relink_into_root() {
 			abs="$(realpath -m "$(dirname "$link")/$target")"
 		fi
 		[[ -e $abs ]] || abs="${abs/#"$root"\/lib\//"$root"/usr/lib/}"
-		[[ -e $abs ]] && ln -sfnr "$abs" "$link"
+		if [[ -e $abs ]]; then
+			ln -sfnr "$abs" "$link"
+		fi
 	done < <(find "$root" -type l -print0)
 }
 
@@ -318,7 +321,15 @@ kernel_usable() {
 kernel_cached() {
 	local d
 	d="$(kernel_dir "$1")"
-	[[ -f $d/stamp ]] && debs_valid "$d/debs" && kernel_usable "$1" 2>/dev/null
+	[[ -f $d/stamp ]] || return 1
+	if ! debs_valid "$d/debs"; then
+		log "$1: cached .debs do not match their hashes: fetching again"
+		return 1
+	fi
+	if ! kernel_usable "$1"; then
+		log "$1: cached tree is incomplete: fetching again"
+		return 1
+	fi
 }
 
 # --- the sid build chroot ----------------------------------------------------
@@ -339,6 +350,7 @@ chroot_usable() {
 build_chroot() {
 	local c=$1 rel=$2 ver=$3
 	log "building the sid chroot for $rel (mmdebstrap)"
+	"$SHEAF_TOP/scripts/deps.sh" mmdebstrap
 	rm -rf "$c" "$c.new"
 	mmdebstrap --variant=apt --quiet \
 		--aptopt='Acquire::Check-Valid-Until "false"' \
@@ -409,8 +421,12 @@ fetch_kernel() {
 
 fetch_source() {
 	local d="$SHEAF_CACHE/debs/$SOURCE_PKG" tmp="$SOURCE_DIR.new"
-	[[ -f $SOURCE_DIR/.sheafmod-stamp && -f $SOURCE_DIR/scripts/checkpatch.pl ]] &&
-		return 0
+	local f ok=1
+	for f in .sheafmod-stamp scripts/checkpatch.pl scripts/kernel-doc \
+		scripts/spelling.txt tools/testing/selftests/lib.mk; do
+		[[ -f $SOURCE_DIR/$f ]] || ok=
+	done
+	[[ -z $ok ]] || return 0
 	suite_update "$SOURCE_SUITE"
 	fetch_debs "$SOURCE_SUITE" "$d" "$SOURCE_PKG"
 	log "extracting $SOURCE_PKG"

@@ -9,6 +9,8 @@
 
 SHEAF_TOP="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHEAF_CACHE="${SHEAF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sheafmod}"
+# Absolute: builds hand paths under it to make -C.
+[[ $SHEAF_CACHE == /* ]] || SHEAF_CACHE="$PWD/$SHEAF_CACHE"
 export SHEAF_TOP SHEAF_CACHE
 
 # Messages go to stderr: stdout is kept for values other scripts read.
@@ -19,6 +21,13 @@ log() {
 die() {
 	log "error: $*"
 	exit 1
+}
+
+# Opt-in for scripts under set -e: name the command that ended the script,
+# which set -e alone does silently.
+report_errors() {
+	set -E
+	trap 'log "error: \"$BASH_COMMAND\" failed (exit $?, line $LINENO)"' ERR
 }
 
 # Prints the project's files in source tree $1, NUL-separated, relative to

@@ -18,6 +18,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+report_errors
 
 SRC="${SHEAF_SRC:-$SHEAF_TOP}"
 # perl: checkpatch and kernel-doc need more than perl-base's modules.
@@ -36,7 +37,9 @@ find_c_sources() {
 	local f
 	FILES=()
 	while IFS= read -r -d '' f; do
-		[[ $f == *.[ch] && -f $SRC/$f ]] && FILES+=("$f")
+		if [[ $f == *.[ch] && -f $SRC/$f ]]; then
+			FILES+=("$f")
+		fi
 	done < <(list_sources "$SRC")
 }
 
@@ -130,7 +133,7 @@ main() {
 
 	echo "lint summary:"
 	printf '%s\n' "${SUMMARY[@]}"
-	return "$FAILED"
+	exit "$FAILED"
 }
 
 main "$@"
