@@ -34,19 +34,21 @@ void barn_destroy(struct sheaf_barn *barn)
 	kfree(barn);
 }
 
+/* Counts contention for the statistics: a racy peek is good enough. */
 static unsigned long barn_lock(struct sheaf_barn *barn)
+	__acquires(&barn->lock)
 {
+	bool busy = raw_spin_is_locked(&barn->lock);
 	unsigned long flags;
 
-	local_irq_save(flags);
-	if (!raw_spin_trylock(&barn->lock)) {
-		raw_spin_lock(&barn->lock);
+	raw_spin_lock_irqsave(&barn->lock, flags);
+	if (busy)
 		barn->contended++;
-	}
 	return flags;
 }
 
 static void barn_unlock(struct sheaf_barn *barn, unsigned long flags)
+	__releases(&barn->lock)
 {
 	raw_spin_unlock_irqrestore(&barn->lock, flags);
 }

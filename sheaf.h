@@ -13,6 +13,7 @@
 #ifndef _SHEAF_H
 #define _SHEAF_H
 
+#include <linux/bits.h>
 #include <linux/gfp.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -28,13 +29,13 @@ struct sheaf;
 
 /* sheaf_cache_args.flags: what the layer cannot read from a kmem_cache. */
 /* Objects have a constructor: the layer never zeroes them. */
-#define SHEAF_CACHE_CTOR		(1U << 0)
+#define SHEAF_CACHE_CTOR		BIT(0)
 /* The cache is SLAB_TYPESAFE_BY_RCU: never zeroed, as for a constructor. */
-#define SHEAF_CACHE_TYPESAFE_BY_RCU	(1U << 1)
+#define SHEAF_CACHE_TYPESAFE_BY_RCU	BIT(1)
 /* The cache is SLAB_ACCOUNT: objects bypass the per-CPU sheaves. */
-#define SHEAF_CACHE_ACCOUNT		(1U << 2)
+#define SHEAF_CACHE_ACCOUNT		BIT(2)
 /* Keep no objects in per-CPU sheaves or barns (debugging). */
-#define SHEAF_CACHE_PASSTHROUGH		(1U << 3)
+#define SHEAF_CACHE_PASSTHROUGH		BIT(3)
 
 /**
  * struct sheaf_cache_args - optional parameters of a sheaf cache

@@ -3,6 +3,9 @@
  * Every difference between the kernels sheafmod builds for lives here, for
  * the layer, its tests and its users alike (sheaf.h includes it).
  * Supported: 6.1 LTS, 6.12 LTS (also PREEMPT_RT), 7.x.
+ *
+ * This is the one file with LINUX_VERSION_CODE tests; make lint lets
+ * checkpatch's in-tree rule against them pass here and nowhere else.
  */
 #ifndef _SHEAF_COMPAT_H
 #define _SHEAF_COMPAT_H
@@ -16,7 +19,7 @@
  * The symbol namespace, for MODULE_IMPORT_NS(SHEAF_NS).  Namespaces are
  * string literals since 6.13, bare words before.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+#if KERNEL_VERSION(6, 13, 0) <= LINUX_VERSION_CODE
 #define SHEAF_NS "SHEAF"
 #else
 #define SHEAF_NS SHEAF
@@ -34,7 +37,7 @@ static inline bool sheaf_slab_alloc_bulk(struct kmem_cache *s, gfp_t gfp,
 }
 
 /* hrtimer_setup() replaced hrtimer_init() + ->function in 6.13. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+#if KERNEL_VERSION(6, 13, 0) <= LINUX_VERSION_CODE
 static inline void sheaf_hrtimer_setup(struct hrtimer *timer,
 				       enum hrtimer_restart (*fn)(struct hrtimer *))
 {

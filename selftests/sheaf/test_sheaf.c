@@ -79,9 +79,9 @@ static int failures;
 	__ok;								\
 })
 
-static void skip(const char *why)
+static void mark_skipped(const char *reason)
 {
-	snprintf(result, sizeof(result), "skip: %s", why);
+	snprintf(result, sizeof(result), "skip: %s", reason);
 }
 
 /* ---- fixtures ------------------------------------------------------------- */
@@ -420,7 +420,7 @@ static void test_init_on_alloc(void)
 	sheaf_cache_destroy(c.sc);
 
 	if (!init)
-		skip("neither init_on_alloc nor init_on_free is on");
+		mark_skipped("neither init_on_alloc nor init_on_free is on");
 }
 
 /* ---- per-CPU sheaves and barns -------------------------------------------- */
@@ -532,7 +532,7 @@ static void test_cross_cpu_free(void)
 	struct fixture f;
 
 	if (b >= nr_cpu_ids) {
-		skip("needs two online CPUs");
+		mark_skipped("needs two online CPUs");
 		return;
 	}
 	if (setup(&f, "t_cross", CAPACITY))
@@ -642,7 +642,7 @@ static void test_remote_node(void)
 		if (node != local)
 			remote = node;
 	if (remote == NUMA_NO_NODE) {
-		skip("needs two NUMA nodes with memory");
+		mark_skipped("needs two NUMA nodes with memory");
 		return;
 	}
 	if (setup(&f, "t_numa", CAPACITY))
@@ -697,7 +697,7 @@ static void test_cpu_hotplug(void)
 	int err;
 
 	if (cpu == cpumask_first(cpu_online_mask)) {
-		skip("needs two online CPUs");
+		mark_skipped("needs two online CPUs");
 		return;
 	}
 	if (setup(&f, "t_hotplug", CAPACITY))
@@ -710,7 +710,7 @@ static void test_cpu_hotplug(void)
 	flushed = stat(f.sc, SHEAF_FLUSH);
 	err = remove_cpu(cpu);
 	if (err) {
-		skip("CPU cannot be taken offline");
+		mark_skipped("CPU cannot be taken offline");
 		goto out;
 	}
 	CHECK_EQ(pcs_of(f.sc, cpu)->main->size, 0);
@@ -1057,8 +1057,8 @@ static int __init test_sheaf_init(void)
 	size_t len = 0;
 
 	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++)
-		len += scnprintf(cases + len, sizeof(cases) - len, "%s%s",
-				 len ? " " : "", tc->name);
+		len += scnprintf(cases + len, sizeof(cases) - len, "%s ",
+				 tc->name);
 	if (!run)
 		return 0;
 
