@@ -14,6 +14,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 /*
  * The symbol namespace, for MODULE_IMPORT_NS(SHEAF_NS).  Namespaces are
@@ -27,14 +28,24 @@
 
 /*
  * kmem_cache_alloc_bulk() is all or nothing on every supported kernel, but
- * returns int on some and a macro around *_noprof() on others: normalise
- * to "did we get all @nr".
+ * returns the count (int) before 7.0 and a bool since: both are non-zero
+ * exactly when all @nr objects were allocated.
  */
 static inline bool sheaf_slab_alloc_bulk(struct kmem_cache *s, gfp_t gfp,
 					 unsigned int nr, void **p)
 {
-	return (unsigned int)kmem_cache_alloc_bulk(s, gfp, nr, p) == nr;
+	return kmem_cache_alloc_bulk(s, gfp, nr, p) != 0;
 }
+
+/*
+ * Workqueues must say whether they are per-CPU since 6.17 (WQ_PERCPU);
+ * before, per-CPU was the default.
+ */
+#if KERNEL_VERSION(6, 17, 0) <= LINUX_VERSION_CODE
+#define SHEAF_WQ_PERCPU WQ_PERCPU
+#else
+#define SHEAF_WQ_PERCPU 0
+#endif
 
 /* hrtimer_setup() replaced hrtimer_init() + ->function in 6.13. */
 #if KERNEL_VERSION(6, 13, 0) <= LINUX_VERSION_CODE

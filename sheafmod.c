@@ -135,6 +135,42 @@ static void sheaf_free_empty(struct sheaf_cache *sc, struct sheaf *sheaf)
 }
 
 /*
+ * The stock bulk calls need interrupts enabled (they may enable them):
+ * with interrupts off, and so in hard interrupt context, the objects go
+ * one at a time.
+ */
+static bool sheaf_slab_alloc_many(struct sheaf_cache *sc, gfp_t gfp,
+				  unsigned int nr, void **p)
+{
+	unsigned int i;
+
+	if (!irqs_disabled())
+		return sheaf_slab_alloc_bulk(sc->s, gfp, nr, p);
+	for (i = 0; i < nr; i++) {
+		p[i] = kmem_cache_alloc(sc->s, gfp);
+		if (!p[i]) {
+			while (i--)
+				kmem_cache_free(sc->s, p[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void sheaf_slab_free_many(struct sheaf_cache *sc, unsigned int nr,
+				 void **p)
+{
+	unsigned int i;
+
+	if (!irqs_disabled()) {
+		kmem_cache_free_bulk(sc->s, nr, p);
+		return;
+	}
+	for (i = 0; i < nr; i++)
+		kmem_cache_free(sc->s, p[i]);
+}
+
+/*
  * Fill @sheaf from the slab: to its capacity if possible, else to at least
  * @min objects.  All or nothing per attempt, as kmem_cache_alloc_bulk() is.
  */
@@ -156,12 +192,12 @@ static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
 		gfp |= __GFP_ZERO;
 	if (!want || sheaf_inject_failure(sc))
 		return want ? -ENOMEM : 0;
-	if (!sheaf_slab_alloc_bulk(sc->s, gfp | __GFP_NOWARN, want, p)) {
+	if (!sheaf_slab_alloc_many(sc, gfp | __GFP_NOWARN, want, p)) {
 		if (min <= sheaf->size)
 			return -ENOMEM;
 		want = min - sheaf->size;
 		if (want == sheaf->capacity - sheaf->size ||
-		    !sheaf_slab_alloc_bulk(sc->s, gfp, want, p))
+		    !sheaf_slab_alloc_many(sc, gfp, want, p))
 			return -ENOMEM;
 	}
 	sheaf->size += want;
@@ -174,7 +210,7 @@ static void sheaf_flush(struct sheaf_cache *sc, struct sheaf *sheaf)
 {
 	if (!sheaf->size)
 		return;
-	kmem_cache_free_bulk(sc->s, sheaf->size, sheaf->objects);
+	sheaf_slab_free_many(sc, sheaf->size, sheaf->objects);
 	sheaf_stat_add(sc, SHEAF_FLUSH, sheaf->size);
 	sheaf->size = 0;
 }
@@ -853,7 +889,7 @@ static void pcs_flush_local(struct sheaf_cache *sc)
 			sheaf_flush_and_free(sc, spare);
 		if (!n)
 			return;
-		kmem_cache_free_bulk(sc->s, n, batch);
+		sheaf_slab_free_many(sc, n, batch);
 		sheaf_stat_add(sc, SHEAF_FLUSH, n);
 	}
 }
@@ -1292,7 +1328,8 @@ static int __init sheafmod_init(void)
 {
 	int ret;
 
-	sheaf_wq = alloc_workqueue("sheaf", WQ_MEM_RECLAIM, 0);
+	/* Per-CPU: shrinking flushes each CPU's sheaves on that CPU. */
+	sheaf_wq = alloc_workqueue("sheaf", SHEAF_WQ_PERCPU | WQ_MEM_RECLAIM, 0);
 	if (!sheaf_wq)
 		return -ENOMEM;
 	ret = cpuhp_setup_state_multi(CPUHP_BP_PREPARE_DYN, "mm/sheaf:dead",

@@ -630,6 +630,53 @@ out:
 	kfree(it);
 }
 
+/*
+ * With interrupts off every call works and leaves them off: the stock bulk
+ * calls, which need them on, are not used there.
+ */
+static void test_irqs_off(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = 8, .barn_max_full = 1, .barn_max_empty = 1,
+	};
+	static void *objs[64];
+	struct sheaf *sheaf;
+	unsigned long flags;
+	struct fixture f;
+	unsigned int i;
+	bool off = true;
+
+	if (setup_full(&f, "t_irqs_off", &args, NULL))
+		return;
+	local_irq_save(flags);
+	sheaf = sheaf_prefill(f.sc, GFP_ATOMIC, 2 * 8);	/* oversize */
+	off &= irqs_disabled();
+	if (sheaf) {
+		CHECK_EQ(sheaf_refill(f.sc, GFP_ATOMIC, &sheaf, 3 * 8), 0);
+		off &= irqs_disabled();
+		sheaf_return(f.sc, GFP_ATOMIC, sheaf);
+		off &= irqs_disabled();
+	}
+	sheaf = sheaf_prefill(f.sc, GFP_ATOMIC, 4);
+	off &= irqs_disabled();
+	if (sheaf) {
+		sheaf_return(f.sc, GFP_ATOMIC, sheaf);
+		off &= irqs_disabled();
+	}
+	/* Enough frees to overflow main, spare and barn: flushes. */
+	for (i = 0; i < ARRAY_SIZE(objs); i++)
+		objs[i] = sheaf_cache_alloc(f.sc, GFP_ATOMIC);
+	off &= irqs_disabled();
+	free_all(f.sc, objs, ARRAY_SIZE(objs));
+	off &= irqs_disabled();
+	local_irq_restore(flags);
+
+	CHECK(off);
+	CHECK(sheaf);
+	CHECK(stat(f.sc, SHEAF_FLUSH) >= 8);
+	teardown(&f);
+}
+
 /* ---- NUMA ------------------------------------------------------------------- */
 
 static void test_remote_node(void)
@@ -1040,6 +1087,7 @@ static const struct test_case test_cases[] = {
 	{ "cross_cpu_free", test_cross_cpu_free },
 	{ "nested_context", test_nested_context },
 	{ "irq_context", test_irq_context },
+	{ "irqs_off", test_irqs_off },
 	{ "remote_node", test_remote_node },
 	{ "shrink", test_shrink },
 	{ "cpu_hotplug", test_cpu_hotplug },
