@@ -95,15 +95,18 @@ run_check() {
 	./run_kselftest.sh ${timeout:+-o "$timeout"}
 }
 
+# Every file under /sys/kernel/sheaf/*/, as it reads.
 print_stats() {
-	local f
+	local f v
 
 	find /sys/kernel/sheaf -mindepth 2 -type f | sort | while read -r f; do
-		if [ "$(wc -l <"$f" 2>/dev/null)" -gt 1 ]; then
+		if ! v=$(cat "$f" 2>/dev/null); then
+			echo "${f#/sys/kernel/sheaf/}: (not readable)"
+		elif [[ $v == *$'\n'* ]]; then
 			echo "${f#/sys/kernel/sheaf/}:"
-			sed 's/^/    /' "$f"
+			echo "    ${v//$'\n'/$'\n'    }"
 		else
-			echo "${f#/sys/kernel/sheaf/}: $(cat "$f" 2>&1)"
+			echo "${f#/sys/kernel/sheaf/}: $v"
 		fi
 	done
 }
@@ -130,19 +133,22 @@ run_demo() {
 # finds "suspected memory leaks".  Two scans: the first one can miss
 # objects freed a moment ago.
 scan_kmemleak() {
-	local f=/sys/kernel/debug/kmemleak
+	local f=/sys/kernel/debug/kmemleak line
 
 	[ -w $f ] || return 0
 	echo scan >$f
 	sleep 2
 	echo scan >$f
-	sed 's/^/kmemleak-report: /' $f >/dev/kmsg
+	while IFS= read -r line; do
+		echo "kmemleak-report: $line" >/dev/kmsg
+	done <$f
 }
 
 loaded_modules() {
 	local mods
 
 	mods=$(cut -d' ' -f1 /proc/modules | tr '\n' ' ')
+	mods=${mods% }
 	echo "${mods:-none}"
 }
 

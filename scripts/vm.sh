@@ -94,11 +94,15 @@ boot() {
 
 # The result channel without the \r a tty may add.
 result_lines() {
-	tr -d '\r' <"$OUTDIR/result.txt" 2>/dev/null || true
+	if [[ -f $OUTDIR/result.txt ]]; then
+		tr -d '\r' <"$OUTDIR/result.txt"
+	fi
 }
 
+# No early-exiting readers (grep -q, head) after a writer in this file:
+# with pipefail, the writer's SIGPIPE would fail the pipeline.
 started() {
-	result_lines | grep -q '^SHEAF-START '
+	[[ $(result_lines | grep -c '^SHEAF-START ') -gt 0 ]]
 }
 
 # --- reading the result ---------------------------------------------------------
@@ -109,7 +113,8 @@ result_body() {
 }
 
 result_field() {	# result_field NAME: the rest of the line "SHEAF-NAME ..."
-	result_lines | sed -n "s/^SHEAF-$1 //p" | head -n 1
+	result_lines | awk -v p="SHEAF-$1 " 'index($0, p) == 1 && !done {
+		print substr($0, length(p) + 1); done = 1 }'
 }
 
 # Sets PASSED FAILED SKIPPED from the KTAP; adds to REASONS.  Cases are
@@ -123,7 +128,7 @@ read_ktap() {
 	PASSED=$((PASSED - SKIPPED))
 	FAILED=$(grep -Ec '^# not ok [0-9]+ ' <<<"$body" || true)
 	nres=$((PASSED + SKIPPED + FAILED))
-	plan=$(sed -n 's/^# 1\.\.\([0-9]*\).*/\1/p' <<<"$body" | head -n 1)
+	plan=$(sed -n '/^# 1\.\./{s/^# 1\.\.\([0-9]*\).*/\1/p;q}' <<<"$body")
 	top=$(grep -E '^(not )?ok [0-9]+ ' <<<"$body" || true)
 
 	if [[ -z $top ]]; then
@@ -133,7 +138,7 @@ read_ktap() {
 	fi
 	if [[ $nres -eq 0 ]] && grep -q '# SKIP' <<<"$top"; then
 		# Nothing ran: in this VM the modules must load.
-		REASONS+=("the whole target was skipped: $(grep -E '^# 1\.\.0' <<<"$body" | head -n 1)")
+		REASONS+=("the whole target was skipped: $(grep -m1 -E '^# 1\.\.0' <<<"$body")")
 	elif [[ -z $plan ]]; then
 		REASONS+=("no KTAP plan (1..N) from sheaf.sh")
 	elif [[ $nres -ne $plan ]]; then
@@ -185,6 +190,9 @@ scan_console() {
 		in_splat = 0
 		next
 	}
+	# "BUG <cache> (Tainted: ...): ..." is how SLUB reports a corrupted
+	# or leaked object.
+	msg ~ /^BUG [^ ]+ \((Not tainted|Tainted[^)]*)\): / ||
 	msg ~ /WARNING:|BUG:|kernel BUG at|Oops|Kernel panic|general protection fault|sleeping function called from invalid context|inconsistent lock state|possible recursive locking|circular locking|UBSAN:|suspected memory leak|RCU stall|rcu_.* detected stall|self-detected stall|blocked for more than [0-9]+ seconds/ {
 		# The first WARNING: of an expected splat is its header.
 		if (in_splat && splat_expected && !header_seen && msg ~ /^WARNING:/) {
@@ -210,7 +218,9 @@ console_context() {
 		sed -n "${from},$((n + CONTEXT_AFTER))p" | sed 's/^/    | /'
 }
 
-# Taint bits the console must explain: W (9, a warning) and D (7, died).
+# Taints that back up the console scan, in case it lost lines: W (bit 9,
+# a warning) must come with a splat in the console; D (7, an oops) and B
+# (5, bad page or slab object) always fail.
 check_taint() {
 	local taint=$1 splats=$2
 
@@ -219,7 +229,10 @@ check_taint() {
 		REASONS+=("kernel tainted W (a warning) but the console shows none: lost log lines?")
 	fi
 	if ((taint & (1 << 7))); then
-		REASONS+=("kernel tainted D (died)")
+		REASONS+=("kernel tainted D (an oops)")
+	fi
+	if ((taint & (1 << 5))); then
+		REASONS+=("kernel tainted B (bad page or slab object)")
 	fi
 	return 0
 }
@@ -286,6 +299,24 @@ show_result() {
 		echo "(nothing on the result channel)"
 	fi
 	echo "---"
+}
+
+# The kernel log of each failed case, when the test module marks where a
+# case starts ("case NAME: start"): the module's own account of the failure.
+show_failed_cases() {
+	local name n
+
+	sed -n 's/^# not ok [0-9]* \([^ ]*\).*/\1/p' <<<"$(result_body)" | while read -r name; do
+		n=$(tr -d '\r' <"$OUTDIR/console.log" |
+			grep -nF "case $name: start" | tail -n 1 | cut -d: -f1)
+		[[ -n $n ]] || continue
+		echo "kernel log of case $name (console.log line $n):"
+		tr -d '\r' <"$OUTDIR/console.log" | tail -n "+$n" |
+			grep -v '\] sheaf-out: ' |
+			awk -v c="case $name: " 'NR > 1 && /case [^ ]+: start/ { stop = 1 }
+				!stop && NR <= 20 { print } NR > 1 && index($0, c) { stop = 1 }' |
+			sed 's/^/    | /'
+	done
 }
 
 show_bad_lines() {
@@ -363,7 +394,7 @@ setup() {
 }
 
 main() {
-	local attempt accel rc start secs
+	local attempt accel rc start secs figures
 
 	parse_args "$@"
 	setup
@@ -400,13 +431,17 @@ main() {
 	judge "$MODE" "$rc"
 	write_summary "$attempt" "$secs"
 	show_result "$MODE"
+	if [[ $MODE == check ]]; then
+		figures="$PASSED passed, $FAILED failed, $SKIPPED skipped; $EXPECTED expected warning(s)"
+	else
+		figures="demo; $EXPECTED expected warning(s)"
+	fi
 	if [[ $VERDICT == PASS ]]; then
-		echo "$K: PASS ($PASSED passed, $FAILED failed, $SKIPPED skipped;" \
-			"$EXPECTED expected warning(s); ${secs}s boot-to-result)"
+		echo "$K: PASS ($figures; ${secs}s boot-to-result)"
 		exit 0
 	fi
-	echo "$K: FAIL ($PASSED passed, $FAILED failed, $SKIPPED skipped;" \
-		"$EXPECTED expected warning(s); ${secs}s): $(printf '%s; ' "${REASONS[@]}" | sed 's/; $//')"
+	echo "$K: FAIL ($figures; ${secs}s): $(printf '%s; ' "${REASONS[@]}" | sed 's/; $//')"
+	show_failed_cases
 	show_bad_lines
 	echo "full console: $OUTDIR/console.log"
 	exit 1
@@ -416,8 +451,8 @@ main() {
 scan_boot_failure() {
 	local log=$1 n
 
-	n=$(tr -d '\r' <"$log" | grep -nE 'Oops|BUG:|Kernel panic|general protection fault|WARNING:' |
-		head -n 1 | cut -d: -f1)
+	n=$(tr -d '\r' <"$log" | awk '!n && /Oops|BUG:|Kernel panic|general protection fault|WARNING:/ {
+		n = NR } END { if (n) print n }')
 	if [[ -n $n ]]; then
 		tr -d '\r' <"$log" | sed -n "$((n > 3 ? n - 3 : 1)),$((n + 12))p" | sed 's/^/    | /'
 	else

@@ -83,13 +83,14 @@ run_case() {
 
 	params=$(case_params "$name")
 	case $name in
-	stress*)	cycle_cpus & helper=$! ;;
+	stress*)	rm -f /tmp/sheaf-hotplug-cycles; cycle_cpus & helper=$! ;;
 	esac
 
 	# shellcheck disable=SC2086 # params is a word list
 	if load test_sheaf "run=$name" $params; then
 		result=$(cat "$PARAMS/result")
-		rmmod test_sheaf
+		# A case that leaves the module pinned has failed.
+		rmmod test_sheaf || result="test_sheaf cannot be unloaded"
 	else
 		result="load failed"
 	fi
