@@ -12,6 +12,7 @@
 
 #include <linux/hrtimer.h>
 #include <linux/module.h>
+#include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/version.h>
 #include <linux/workqueue.h>
@@ -61,6 +62,64 @@ static inline void sheaf_hrtimer_setup(struct hrtimer *timer,
 	hrtimer_init(timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	timer->function = fn;
 }
+#endif
+
+/* Shrinkers are allocated by the core since 6.7. */
+typedef unsigned long (*sheaf_shrink_fn)(struct shrinker *,
+					 struct shrink_control *);
+
+#if KERNEL_VERSION(6, 7, 0) <= LINUX_VERSION_CODE
+static inline struct shrinker *sheaf_shrinker_register(sheaf_shrink_fn count,
+						       sheaf_shrink_fn scan)
+{
+	struct shrinker *shrinker = shrinker_alloc(0, "sheaf");
+
+	if (!shrinker)
+		return NULL;
+	shrinker->count_objects = count;
+	shrinker->scan_objects = scan;
+	shrinker_register(shrinker);
+	return shrinker;
+}
+
+static inline void sheaf_shrinker_unregister(struct shrinker *shrinker)
+{
+	shrinker_free(shrinker);
+}
+#else
+static inline struct shrinker *sheaf_shrinker_register(sheaf_shrink_fn count,
+						       sheaf_shrink_fn scan)
+{
+	struct shrinker *shrinker = kzalloc(sizeof(*shrinker), GFP_KERNEL);
+
+	if (!shrinker)
+		return NULL;
+	shrinker->count_objects = count;
+	shrinker->scan_objects = scan;
+	shrinker->seeks = DEFAULT_SEEKS;
+	if (register_shrinker(shrinker, "sheaf")) {
+		kfree(shrinker);
+		return NULL;
+	}
+	return shrinker;
+}
+
+static inline void sheaf_shrinker_unregister(struct shrinker *shrinker)
+{
+	unregister_shrinker(shrinker);
+	kfree(shrinker);
+}
+#endif
+
+/*
+ * The slab's own per-CPU sheaves (kmem_cache_args.sheaf_capacity and the
+ * prefill API, the latter not exported) since 6.18.  Only the benchmark
+ * compares against them.
+ */
+#if KERNEL_VERSION(6, 18, 0) <= LINUX_VERSION_CODE
+#define SHEAF_KERNEL_HAS_SHEAVES 1
+#else
+#define SHEAF_KERNEL_HAS_SHEAVES 0
 #endif
 
 #endif /* _SHEAF_COMPAT_H */

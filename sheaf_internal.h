@@ -85,11 +85,17 @@ enum sheaf_stat {
 	FREE_REMOTE,		/* ... of which: object of a remote node */
 	ALLOC_FROM_SHEAF,	/* objects taken from prefilled sheaves */
 	MISUSE,			/* API misuse caught (and warned once) */
+	SHRINKER_SCAN,		/* emptied by the shrinker under pressure */
 	NR_SHEAF_STATS
 };
 
 struct sheaf_stats {
 	unsigned long v[NR_SHEAF_STATS];
+};
+
+struct sheaf_flush_work {
+	struct work_struct work;
+	struct sheaf_cache *sc;
 };
 
 struct sheaf_cache {
@@ -106,6 +112,7 @@ struct sheaf_cache {
 	bool dead;		/* detached, waiting for prefilled sheaves */
 	struct sheaf_pcpu __percpu *pcpu;
 	struct sheaf_stats __percpu *stats;
+	struct sheaf_flush_work __percpu *flush;	/* per-CPU shrinking */
 	struct sheaf_barn **barns;	/* one per possible node */
 	refcount_t refs;	/* 1 + prefilled sheaves handed out */
 	atomic_t fail_allocs;	/* fault injection: fail this many */
@@ -145,11 +152,13 @@ static inline unsigned long sheaf_stat_sum(struct sheaf_cache *sc,
  */
 static inline unsigned long sheaf_cache_nr_cached(struct sheaf_cache *sc)
 {
-	return sheaf_stat_sum(sc, SHEAF_REFILL) +
-	       sheaf_stat_sum(sc, FREE_CPU_SHEAF) -
-	       sheaf_stat_sum(sc, ALLOC_CPU_SHEAF) -
-	       sheaf_stat_sum(sc, ALLOC_FROM_SHEAF) -
-	       sheaf_stat_sum(sc, SHEAF_FLUSH);
+	long objects = sheaf_stat_sum(sc, SHEAF_REFILL) +
+		       sheaf_stat_sum(sc, FREE_CPU_SHEAF) -
+		       sheaf_stat_sum(sc, ALLOC_CPU_SHEAF) -
+		       sheaf_stat_sum(sc, ALLOC_FROM_SHEAF) -
+		       sheaf_stat_sum(sc, SHEAF_FLUSH);
+
+	return max(objects, 0L);	/* racy sums may dip below */
 }
 
 /* barn.c */

@@ -56,6 +56,7 @@ static LIST_HEAD(sheaf_caches);
 static DEFINE_MUTEX(sheaf_caches_lock);	/* sheaf_caches, name uniqueness */
 static enum cpuhp_state sheaf_cpuhp_state;
 static struct workqueue_struct *sheaf_wq;
+static struct shrinker *sheaf_shrinker;
 
 /* Report API misuse once per call site, count it every time. */
 #define sheaf_misuse(sc, cond) ({					\
@@ -840,24 +841,31 @@ static void pcs_drain(struct sheaf_cache *sc, struct sheaf_pcpu *pcs)
 	}
 }
 
-static void barn_drain(struct sheaf_cache *sc, struct sheaf_barn *barn)
+/* Empty a barn; returns the number of objects given back to the slab. */
+static unsigned long barn_drain(struct sheaf_cache *sc, struct sheaf_barn *barn)
 {
 	struct sheaf *sheaf, *next;
+	unsigned long objects = 0;
 	LIST_HEAD(full);
 	LIST_HEAD(empty);
 
 	barn_take_all(barn, &full, &empty);
 	list_splice(&full, &empty);
-	list_for_each_entry_safe(sheaf, next, &empty, barn_list)
+	list_for_each_entry_safe(sheaf, next, &empty, barn_list) {
+		objects += sheaf->size;
 		sheaf_flush_and_free(sc, sheaf);
+	}
+	return objects;
 }
 
-static void sheaf_drain_barns(struct sheaf_cache *sc)
+static unsigned long sheaf_drain_barns(struct sheaf_cache *sc)
 {
+	unsigned long objects = 0;
 	int node;
 
 	for_each_node(node)
-		barn_drain(sc, sc->barns[node]);
+		objects += barn_drain(sc, sc->barns[node]);
+	return objects;
 }
 
 #define SHEAF_FLUSH_BATCH 32
@@ -894,11 +902,6 @@ static void pcs_flush_local(struct sheaf_cache *sc)
 	}
 }
 
-struct sheaf_flush_work {
-	struct work_struct work;
-	struct sheaf_cache *sc;
-};
-
 static void sheaf_flush_work_fn(struct work_struct *work)
 {
 	struct sheaf_flush_work *fw =
@@ -907,27 +910,32 @@ static void sheaf_flush_work_fn(struct work_struct *work)
 	pcs_flush_local(fw->sc);
 }
 
-/* Flush every online CPU's sheaves on that CPU, waiting for all. */
-static void sheaf_flush_cpus(struct sheaf_cache *sc)
+/*
+ * Flush every online CPU's sheaves on that CPU.  The work items are the
+ * cache's own, set up at attach, so this needs no memory (the shrinker
+ * calls it); a flush already queued is not queued twice.
+ */
+static void sheaf_flush_cpus(struct sheaf_cache *sc, bool wait)
 {
-	struct sheaf_flush_work __percpu *works;
 	unsigned int cpu;
 
-	works = alloc_percpu(struct sheaf_flush_work);
-	if (!works)
-		return;
 	cpus_read_lock();
-	for_each_online_cpu(cpu) {
-		struct sheaf_flush_work *fw = per_cpu_ptr(works, cpu);
-
-		INIT_WORK(&fw->work, sheaf_flush_work_fn);
-		fw->sc = sc;
-		queue_work_on(cpu, sheaf_wq, &fw->work);
-	}
 	for_each_online_cpu(cpu)
-		flush_work(&per_cpu_ptr(works, cpu)->work);
+		queue_work_on(cpu, sheaf_wq, &per_cpu_ptr(sc->flush, cpu)->work);
+	if (wait) {
+		for_each_online_cpu(cpu)
+			flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
+	}
 	cpus_read_unlock();
-	free_percpu(works);
+}
+
+/* Wait for flushes queued by the shrinker; @sc is dead, none can follow. */
+static void sheaf_wait_flushes(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
 }
 
 /**
@@ -942,10 +950,49 @@ static void sheaf_flush_cpus(struct sheaf_cache *sc)
 void sheaf_cache_shrink(struct sheaf_cache *sc)
 {
 	might_sleep();
-	sheaf_flush_cpus(sc);
+	sheaf_flush_cpus(sc, true);
 	sheaf_drain_barns(sc);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_shrink, SHEAF_NS);
+
+/*
+ * Memory pressure: give back what the barns hold at once and have every
+ * CPU flush its sheaves soon.  Reclaim may run under any allocation, e.g.
+ * one in sheaf_cache_attach() holding the list lock: never wait for it.
+ */
+static unsigned long sheaf_shrink_count(struct shrinker *shrinker,
+					struct shrink_control *ctl)
+{
+	struct sheaf_cache *sc;
+	unsigned long objects = 0;
+
+	if (!mutex_trylock(&sheaf_caches_lock))
+		return 0;
+	list_for_each_entry(sc, &sheaf_caches, list)
+		if (!sc->dead)
+			objects += sheaf_cache_nr_cached(sc);
+	mutex_unlock(&sheaf_caches_lock);
+	return objects;
+}
+
+static unsigned long sheaf_shrink_scan(struct shrinker *shrinker,
+				       struct shrink_control *ctl)
+{
+	struct sheaf_cache *sc;
+	unsigned long freed = 0;
+
+	if (!mutex_trylock(&sheaf_caches_lock))
+		return SHRINK_STOP;
+	list_for_each_entry(sc, &sheaf_caches, list) {
+		if (sc->dead)
+			continue;
+		sheaf_flush_cpus(sc, false);
+		freed += sheaf_drain_barns(sc);
+		sheaf_stat(sc, SHRINKER_SCAN);
+	}
+	mutex_unlock(&sheaf_caches_lock);
+	return freed;
+}
 
 static int sheaf_cpu_dead(unsigned int cpu, struct hlist_node *node)
 {
@@ -1007,6 +1054,7 @@ static void sheaf_cache_free_parts(struct sheaf_cache *sc)
 		}
 	}
 	kfree(sc->barns);
+	free_percpu(sc->flush);
 	free_percpu(sc->pcpu);
 	free_percpu(sc->stats);
 	if (sc->owns_cache)
@@ -1088,9 +1136,16 @@ static int sheaf_cache_init(struct sheaf_cache *sc)
 
 	sc->stats = alloc_percpu(struct sheaf_stats);
 	sc->pcpu = alloc_percpu(struct sheaf_pcpu);
+	sc->flush = alloc_percpu(struct sheaf_flush_work);
 	sc->barns = kcalloc(nr_node_ids, sizeof(*sc->barns), GFP_KERNEL);
-	if (!sc->stats || !sc->pcpu || !sc->barns)
+	if (!sc->stats || !sc->pcpu || !sc->flush || !sc->barns)
 		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		struct sheaf_flush_work *fw = per_cpu_ptr(sc->flush, cpu);
+
+		INIT_WORK(&fw->work, sheaf_flush_work_fn);
+		fw->sc = sc;
+	}
 	for_each_node(node) {
 		sc->barns[node] = barn_create(node);
 		if (!sc->barns[node])
@@ -1214,7 +1269,11 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 		return;
 	cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state, &sc->cpuhp_node);
 	sheaf_sysfs_del(sc);
+	/* Under the lock: the shrinker queues no flush for a dead cache. */
+	mutex_lock(&sheaf_caches_lock);
 	WRITE_ONCE(sc->dead, true);
+	mutex_unlock(&sheaf_caches_lock);
+	sheaf_wait_flushes(sc);
 	sheaf_cache_free_pcpu(sc);
 	sheaf_drain_barns(sc);
 
@@ -1340,8 +1399,16 @@ static int __init sheafmod_init(void)
 	ret = sheaf_sysfs_init();
 	if (ret)
 		goto fail_cpuhp;
+	sheaf_shrinker = sheaf_shrinker_register(sheaf_shrink_count,
+						 sheaf_shrink_scan);
+	if (!sheaf_shrinker) {
+		ret = -ENOMEM;
+		goto fail_sysfs;
+	}
 	return 0;
 
+fail_sysfs:
+	sheaf_sysfs_exit();
 fail_cpuhp:
 	cpuhp_remove_multi_state(sheaf_cpuhp_state);
 fail_wq:
@@ -1358,6 +1425,7 @@ static void __exit sheafmod_exit(void)
 {
 	struct sheaf_cache *sc, *next;
 
+	sheaf_shrinker_unregister(sheaf_shrinker);
 	destroy_workqueue(sheaf_wq);
 	list_for_each_entry_safe(sc, next, &sheaf_caches, list) {
 		pr_warn("%s: %s at unload\n", sc->name,

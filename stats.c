@@ -62,6 +62,7 @@ static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[FREE_REMOTE] = SHEAF_STAT_ATTR(free_remote),
 	[ALLOC_FROM_SHEAF] = SHEAF_STAT_ATTR(alloc_from_sheaf),
 	[MISUSE] = SHEAF_STAT_ATTR(misuse),
+	[SHRINKER_SCAN] = SHEAF_STAT_ATTR(shrinker_scan),
 };
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,

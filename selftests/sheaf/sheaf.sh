@@ -71,6 +71,15 @@ cycle_cpus() {
 	done
 }
 
+# Memory pressure as the kernel applies it to slab caches: drop_caches runs
+# every shrinker until they free next to nothing.  Repeated until killed.
+press_memory() {
+	while :; do
+		sleep 0.5
+		echo 2 > /proc/sys/vm/drop_caches
+	done
+}
+
 # Cases that need something from the script while they run.
 case_params() {
 	case $1 in
@@ -84,6 +93,7 @@ run_case() {
 	params=$(case_params "$name")
 	case $name in
 	stress*)	rm -f /tmp/sheaf-hotplug-cycles; cycle_cpus & helper=$! ;;
+	shrinker*)	press_memory & helper=$! ;;
 	esac
 
 	# shellcheck disable=SC2086 # params is a word list
@@ -101,7 +111,9 @@ run_case() {
 		for c in $(online_cpus_but_0) /sys/devices/system/cpu/cpu[1-9]*; do
 			[ -w "$c/online" ] && echo 1 > "$c/online" 2>/dev/null
 		done
-		echo "# cpu hotplug cycles: $(cat /tmp/sheaf-hotplug-cycles 2>/dev/null || echo 0)"
+		case $name in
+		stress*) echo "# cpu hotplug cycles: $(cat /tmp/sheaf-hotplug-cycles 2>/dev/null || echo 0)" ;;
+		esac
 	fi
 
 	case $result in

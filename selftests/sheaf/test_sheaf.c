@@ -733,6 +733,49 @@ static void test_shrink(void)
 	teardown(&f);
 }
 
+/*
+ * Under memory pressure the shrinker empties barns and sheaves: the test
+ * script drops the kernel's caches (which runs every shrinker) while this
+ * case waits for the layer to hold nothing.
+ */
+static void test_shrinker(void)
+{
+	struct on_cpu oc = { .n = 4 * CAPACITY };
+	unsigned int cpu, barn_full = 0;
+	struct fixture f;
+	int node, waited;
+
+	oc.objs = kcalloc(oc.n, sizeof(void *), GFP_KERNEL);
+	if (!CHECK(oc.objs))
+		return;
+	if (setup(&f, "t_shrinker", CAPACITY))
+		goto out;
+	/* Every CPU fills main and spare; the rest goes to the barns. */
+	oc.sc = f.sc;
+	for_each_online_cpu(cpu) {
+		CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+		CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	}
+	for_each_node(node)
+		barn_full += READ_ONCE(f.sc->barns[node]->nr_full);
+	CHECK(barn_full >= 1);
+	CHECK(sheaf_cache_nr_cached(f.sc) >= 2 * CAPACITY);
+
+	pr_info("shrinker: waiting for memory pressure\n");
+	for (waited = 0; waited < 30000; waited += 20) {
+		if (!sheaf_cache_nr_cached(f.sc))
+			break;
+		msleep(20);
+	}
+	pr_info("shrinker: cached %lu after %d ms, %lu scans\n",
+		sheaf_cache_nr_cached(f.sc), waited, stat(f.sc, SHRINKER_SCAN));
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	CHECK(stat(f.sc, SHRINKER_SCAN) >= 1);
+	teardown(&f);
+out:
+	kfree(oc.objs);
+}
+
 /* A dead CPU's sheaves are flushed; the CPU works again once back. */
 static void test_cpu_hotplug(void)
 {
@@ -1090,6 +1133,7 @@ static const struct test_case test_cases[] = {
 	{ "irqs_off", test_irqs_off },
 	{ "remote_node", test_remote_node },
 	{ "shrink", test_shrink },
+	{ "shrinker", test_shrinker },
 	{ "cpu_hotplug", test_cpu_hotplug },
 	{ "bypass", test_bypass },
 	{ "create", test_create },
