@@ -89,6 +89,10 @@ enum sheaf_stat {
 	NR_SHEAF_STATS
 };
 
+/* Tracepoint arguments: where a returned sheaf went, what a barn did. */
+enum { SHEAF_TO_SPARE, SHEAF_TO_BARN, SHEAF_TO_SLAB };
+enum { SHEAF_BARN_GET, SHEAF_BARN_PUT };
+
 struct sheaf_stats {
 	unsigned long v[NR_SHEAF_STATS];
 };

@@ -52,6 +52,9 @@
 #include "sheaf_compat.h"
 #include "sheaf_internal.h"
 
+#define CREATE_TRACE_POINTS
+#include "sheaf_trace.h"
+
 static LIST_HEAD(sheaf_caches);
 static DEFINE_MUTEX(sheaf_caches_lock);	/* sheaf_caches, name uniqueness */
 static enum cpuhp_state sheaf_cpuhp_state;
@@ -100,6 +103,19 @@ static __always_inline void pcs_unlock(struct sheaf_pcpu *pcs)
 }
 
 /* ---- sheaves ---------------------------------------------------------- */
+
+/* Count and trace barn traffic. */
+static void sheaf_barn_got(struct sheaf_cache *sc, bool ok)
+{
+	sheaf_stat(sc, ok ? BARN_GET : BARN_GET_FAIL);
+	trace_sheaf_barn(sc, SHEAF_BARN_GET, ok);
+}
+
+static void sheaf_barn_put(struct sheaf_cache *sc, bool ok)
+{
+	sheaf_stat(sc, ok ? BARN_PUT : BARN_PUT_FAIL);
+	trace_sheaf_barn(sc, SHEAF_BARN_PUT, ok);
+}
 
 static bool sheaf_inject_failure(struct sheaf_cache *sc)
 {
@@ -213,6 +229,7 @@ static void sheaf_flush(struct sheaf_cache *sc, struct sheaf *sheaf)
 		return;
 	sheaf_slab_free_many(sc, sheaf->size, sheaf->objects);
 	sheaf_stat_add(sc, SHEAF_FLUSH, sheaf->size);
+	trace_sheaf_flush(sc, sheaf->size);
 	sheaf->size = 0;
 }
 
@@ -271,7 +288,7 @@ static void sheaf_stash(struct sheaf_cache *sc, struct sheaf *sheaf)
 		kept = barn_put_full(barn, sheaf, sc->barn_max_full);
 	else
 		kept = false;
-	sheaf_stat(sc, kept ? BARN_PUT : BARN_PUT_FAIL);
+	sheaf_barn_put(sc, kept);
 	if (!kept)
 		sheaf_flush_and_free(sc, sheaf);
 }
@@ -310,7 +327,7 @@ static bool pcs_swap_in_full(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
 		return true;
 	}
 	full = barn_get_full(sheaf_local_barn(sc));
-	sheaf_stat(sc, full ? BARN_GET : BARN_GET_FAIL);
+	sheaf_barn_got(sc, full);
 	if (!full)
 		return false;
 	if (!pcs->spare)
@@ -353,7 +370,7 @@ static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 
 	full = barn_get_empty(sheaf_local_barn(sc));
 	if (full)
-		sheaf_stat(sc, BARN_GET);
+		sheaf_barn_got(sc, true);
 	else
 		full = sheaf_alloc_empty(sc, gfp, sc->capacity);
 	if (full && sheaf_fill(sc, full, gfp, 1)) {
@@ -522,7 +539,7 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
 			return pcs_relock_with_room(sc);
 		}
 	} else {
-		sheaf_stat(sc, BARN_GET);
+		sheaf_barn_got(sc, true);
 	}
 
 	full = pcs->main;
@@ -532,10 +549,10 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
 		return pcs;
 	}
 	if (barn_put_full(barn, full, sc->barn_max_full)) {
-		sheaf_stat(sc, BARN_PUT);
+		sheaf_barn_put(sc, true);
 		return pcs;
 	}
-	sheaf_stat(sc, BARN_PUT_FAIL);
+	sheaf_barn_put(sc, false);
 	/* The barn holds its limit: flush the full sheaf outside the lock. */
 	pcs_unlock(pcs);
 	sheaf_flush(sc, full);
@@ -619,7 +636,47 @@ static struct sheaf *sheaf_take_for_prefill(struct sheaf_cache *sc)
 	}
 	if (!sheaf) {
 		sheaf = barn_get_full_or_empty(sheaf_local_barn(sc));
-		sheaf_stat(sc, sheaf ? BARN_GET : BARN_GET_FAIL);
+		sheaf_barn_got(sc, sheaf);
+	}
+	return sheaf;
+}
+
+/* A sheaf of its own: oversize, or charged to this caller's memcg. */
+static struct sheaf *sheaf_prefill_own(struct sheaf_cache *sc, gfp_t gfp,
+				       unsigned int size, bool private)
+{
+	struct sheaf *sheaf = sheaf_alloc_empty(sc, gfp, size);
+
+	if (!sheaf)
+		return NULL;
+	sheaf->private = private;
+	if (sheaf_fill(sc, sheaf, gfp, size)) {
+		sheaf_free_empty(sc, sheaf);
+		return NULL;
+	}
+	if (size > sc->capacity)
+		sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
+	return sheaf;
+}
+
+/* A recycled sheaf, topped up if it holds fewer than @size objects. */
+static struct sheaf *sheaf_prefill_recycled(struct sheaf_cache *sc, gfp_t gfp,
+					    unsigned int size)
+{
+	struct sheaf *sheaf = sheaf_take_for_prefill(sc);
+
+	if (!sheaf) {
+		sheaf = sheaf_alloc_empty(sc, gfp, sc->capacity);
+		if (!sheaf)
+			return NULL;
+	}
+	if (sheaf->size >= size) {
+		sheaf_stat(sc, SHEAF_PREFILL_FAST);
+	} else if (!sheaf_fill(sc, sheaf, gfp, size)) {
+		sheaf_stat(sc, SHEAF_PREFILL_SLOW);
+	} else {
+		sheaf_stash(sc, sheaf);		/* as it was */
+		return NULL;
 	}
 	return sheaf;
 }
@@ -655,36 +712,13 @@ struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
 	if (sheaf_misuse(sc, !size || sc->dead))
 		return NULL;
 
-	/* Oversize, or charged to this caller: a sheaf of its own. */
-	if (size > sc->capacity || private) {
-		sheaf = sheaf_alloc_empty(sc, gfp, size);
-		if (!sheaf)
-			return NULL;
-		sheaf->private = private;
-		if (sheaf_fill(sc, sheaf, gfp, size)) {
-			sheaf_free_empty(sc, sheaf);
-			return NULL;
-		}
-		if (size > sc->capacity)
-			sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
-		goto out;
-	}
-
-	sheaf = sheaf_take_for_prefill(sc);
-	if (!sheaf) {
-		sheaf = sheaf_alloc_empty(sc, gfp, sc->capacity);
-		if (!sheaf)
-			return NULL;
-	}
-	if (sheaf->size >= size) {
-		sheaf_stat(sc, SHEAF_PREFILL_FAST);
-	} else if (!sheaf_fill(sc, sheaf, gfp, size)) {
-		sheaf_stat(sc, SHEAF_PREFILL_SLOW);
-	} else {
-		sheaf_stash(sc, sheaf);
+	if (size > sc->capacity || private)
+		sheaf = sheaf_prefill_own(sc, gfp, size, private);
+	else
+		sheaf = sheaf_prefill_recycled(sc, gfp, size);
+	trace_sheaf_prefill(sc, size, sheaf);
+	if (!sheaf)
 		return NULL;
-	}
-out:
 	sheaf->state = SHEAF_PREFILLED;
 	sheaf_cache_get(sc);
 	return sheaf;
@@ -745,21 +779,29 @@ int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
 		 unsigned int size)
 {
 	struct sheaf *sheaf, *bigger;
+	unsigned int before;
+	int ret = 0;
 
 	if (sheaf_misuse(sc, !sheafp) || sheaf_misused(sc, *sheafp))
 		return -EINVAL;
 	sheaf = *sheafp;
-	if (sheaf->size >= size)
+	before = sheaf->size;
+	if (before >= size)
 		return 0;
-	if (size <= sheaf->capacity)
-		return sheaf_fill(sc, sheaf, gfp, size);
 
-	bigger = sheaf_prefill(sc, gfp, size);
-	if (!bigger)
-		return -ENOMEM;
-	sheaf_return(sc, gfp, sheaf);
-	*sheafp = bigger;
-	return 0;
+	if (size <= sheaf->capacity) {
+		ret = sheaf_fill(sc, sheaf, gfp, size);
+	} else {
+		bigger = sheaf_prefill(sc, gfp, size);
+		if (bigger) {
+			sheaf_return(sc, gfp, sheaf);
+			*sheafp = bigger;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	trace_sheaf_refill(sc, before, size, ret);
+	return ret;
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_refill, SHEAF_NS);
 
@@ -792,6 +834,7 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 			pcs->spare = sheaf;
 			pcs_unlock(pcs);
 			sheaf_stat(sc, SHEAF_RETURN_FAST);
+			trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SPARE);
 			goto out;
 		}
 		if (pcs)
@@ -800,12 +843,14 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
 		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
 		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
-			sheaf_stat(sc, BARN_PUT);
+			sheaf_barn_put(sc, true);
 			sheaf_stat(sc, SHEAF_RETURN_SLOW);
+			trace_sheaf_return(sc, sheaf->capacity, SHEAF_TO_BARN);
 			goto out;
 		}
 	}
 	sheaf_stat(sc, SHEAF_RETURN_SLOW);
+	trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SLAB);
 	sheaf_flush_and_free(sc, sheaf);
 out:
 	sheaf_cache_put(sc);
@@ -899,6 +944,7 @@ static void pcs_flush_local(struct sheaf_cache *sc)
 			return;
 		sheaf_slab_free_many(sc, n, batch);
 		sheaf_stat_add(sc, SHEAF_FLUSH, n);
+		trace_sheaf_flush(sc, n);
 	}
 }
 

@@ -123,6 +123,41 @@ run_case() {
 	esac
 }
 
+tracefs() {
+	local t
+
+	for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+		[ -d "$t/events" ] && { echo "$t"; return; }
+	done
+}
+
+# The layer's tracepoints fire: trace two cases and look for every event.
+check_tracepoints() {
+	local t ev missing=
+
+	t=$(tracefs)
+	if [ -z "$t" ] || [ ! -d "$t/events/sheaf" ]; then
+		ktap_result ok tracepoints "SKIP no tracefs or no sheaf events"
+		return
+	fi
+	echo > "$t/trace"
+	echo 1 > "$t/events/sheaf/enable"
+	load test_sheaf run=refill && rmmod test_sheaf
+	load test_sheaf run=exchanges && rmmod test_sheaf
+	echo 0 > "$t/events/sheaf/enable"
+	for ev in sheaf_prefill sheaf_refill sheaf_return sheaf_barn sheaf_flush; do
+		grep -q " $ev: cache=t_" "$t/trace" || missing="$missing $ev"
+	done
+	if [ -n "$missing" ]; then
+		echo "# tracepoints: no event from:$missing"
+		ktap_result not-ok tracepoints
+	else
+		grep -m 5 " sheaf_" "$t/trace" | sed 's/^/# /'
+		ktap_result ok tracepoints
+	fi
+	echo > "$t/trace"
+}
+
 main() {
 	local cases
 
@@ -149,10 +184,11 @@ main() {
 
 	# shellcheck disable=SC2086 # cases is a word list
 	set -- $cases
-	echo "1..$(($# + loaded_core))"
+	echo "1..$(($# + 1 + loaded_core))"
 	for name in "$@"; do
 		run_case "$name"
 	done
+	check_tracepoints
 
 	if [ $loaded_core -eq 1 ]; then
 		if rmmod sheafmod; then
