@@ -21,4 +21,7 @@ lint:
 demo:
 	scripts/demo.sh
 
-.PHONY: all modules modules_install clean check lint demo
+bench:
+	scripts/bench.sh $(KERNELS)
+
+.PHONY: all modules modules_install clean check lint demo bench

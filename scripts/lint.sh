@@ -56,7 +56,7 @@ run_checkpatch() {
 		ignore=()
 		[[ $f == sheaf_compat.h ]] && ignore=(--ignore=LINUX_VERSION_CODE)
 		[[ $f == sheaf_trace.h ]] &&
-			ignore=(--ignore=PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE)
+			ignore=("--ignore=PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE")
 		(cd "$SRC" && "$ksrc/scripts/checkpatch.pl" --strict --no-tree \
 			--quiet --color=never "${ignore[@]}" -f "$f") >&2 || rc=$?
 	done

@@ -4,9 +4,13 @@
 # /init of the test VM (scripts/initramfs.sh puts it there).
 #
 # Kernel command line:
-#   sheaf.mode=check|demo  check (default): the kselftest collection;
+#   sheaf.mode=check|demo|bench
+#                          check (default): the kselftest collection;
 #                          demo: load sheafmod and the example, print the
-#                          layer's statistics, unload both
+#                          layer's statistics, unload both;
+#                          bench: load sheafmod and bench/sheaf_bench.ko,
+#                          print its CSV lines, unload both
+#   sheaf.bench=PARTS      bench mode: sheaf_bench's parts= (default: all)
 #   sheaf.stress=SECONDS   SHEAF_STRESS_SECONDS for sheaf.sh
 #   sheaf.timeout=SECONDS  the runner's per-test timeout, instead of the
 #                          target's settings file
@@ -129,6 +133,27 @@ run_demo() {
 	return $rc
 }
 
+# The benchmark runs in the module's init and reports through the kernel
+# log ("sheaf_bench: csv,..."): copy its lines out, CSV as is, the rest as
+# comments.
+run_bench() {
+	local parts rc=0
+
+	parts=$(cmdline_param bench)
+	echo "# insmod sheafmod.ko"
+	insmod /modules/sheafmod.ko || return 1
+	echo "# insmod bench/sheaf_bench.ko${parts:+ parts=$parts}"
+	insmod /modules/bench/sheaf_bench.ko ${parts:+"parts=$parts"} || rc=1
+	dmesg | sed -n 's/^.*sheaf_bench: csv,/csv,/p; s/^.*sheaf_bench: /# /p'
+	dmesg | grep -q 'sheaf_bench: error:' && rc=1
+	if grep -q '^sheaf_bench ' /proc/modules; then
+		rmmod sheaf_bench || rc=1
+	fi
+	echo "# rmmod sheafmod"
+	rmmod sheafmod || rc=1
+	return $rc
+}
+
 # A debug kernel with kmemleak: report leaks to the console, where the host
 # finds "suspected memory leaks".  Two scans: the first one can miss
 # objects freed a moment ago.
@@ -175,6 +200,10 @@ main() {
 		;;
 	demo)
 		run_reported run_demo
+		rc=$?
+		;;
+	bench)
+		run_reported run_bench
 		rc=$?
 		;;
 	*)

@@ -1,27 +1,33 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Usage: scripts/vm.sh K OUTDIR [--mode check|demo] [--modules DIR]
-#                               [--initramfs FILE]
+# Usage: scripts/vm.sh K OUTDIR [--mode check|demo|bench] [--modules DIR]
+#                               [--initramfs FILE] [--icount]
 #
 # Boots kernel K (fetched by scripts/kernels.sh) in QEMU/TCG with 4 vCPUs
 # on two NUMA nodes, runs one mode of the test VM's init (scripts/vm-init.sh)
 # and decides the outcome.
 #
-#   --mode       check (default): the kselftest collection; demo: the demo
+#   --mode       check (default): the kselftest collection; demo: the demo;
+#                bench: the benchmark module (scripts/bench.sh)
 #   --modules    the built tree to test (default: what scripts/kbuild.sh K
 #                built, $SHEAF_CACHE/build/K/src); an initramfs is made
 #                from it in OUTDIR
 #   --initramfs  boot this initramfs (scripts/initramfs.sh) instead
+#   --icount     -accel tcg -icount shift=0,sleep=off and one vCPU
+#                instead of multi-threaded TCG on four: guest time counts
+#                executed instructions
 #
 # Environment:
 #   SHEAF_STRESS_SECONDS  length of each stress case (sheaf.sh's default: 8)
 #   SHEAF_VM_TIMEOUT      host-side limit per boot, seconds (default: the
 #                         guest's test timeout plus 300)
 #   SHEAF_VM_APPEND       more kernel command line
+#   SHEAF_BENCH_PARTS     bench mode: the parts to run (sheaf_bench parts=)
 #
 # OUTDIR gets console.log (ttyS0: the kernel log), result.txt (ttyS1: what
-# the init reports), summary (key=value, for scripts/check.sh) and, for each
+# the init reports), summary (key=value, for scripts/check.sh and
+# scripts/bench.sh; accel= says how TCG ran the last boot) and, for each
 # boot that failed before the init started, console.boot-fail-N.log.
 #
 # FAIL when: a test is "not ok"; the result or its exit line is missing; the
@@ -64,6 +70,9 @@ cmdline() {
 	# cache.  init_on_alloc/init_on_free stay at the distro's defaults.
 	words="console=ttyS0 panic=-1 oops=panic loglevel=7 printk.devkmsg=on"
 	words+=" slab_nomerge sheaf.mode=$mode"
+	if [[ $mode == bench && -n ${SHEAF_BENCH_PARTS:-} ]]; then
+		words+=" sheaf.bench=$SHEAF_BENCH_PARTS"
+	fi
 	if [[ -n ${SHEAF_STRESS_SECONDS:-} ]]; then
 		words+=" sheaf.stress=$SHEAF_STRESS_SECONDS"
 		[[ $GUEST_TIMEOUT -eq 600 ]] || words+=" sheaf.timeout=$GUEST_TIMEOUT"
@@ -74,16 +83,24 @@ cmdline() {
 # Boots once; leaves console.log and result.txt in $OUTDIR.  Returns
 # QEMU's status, 124 on the host-side timeout.
 boot() {
-	local accel=$1 mode=$2 rc=0
+	local accel=$1 mode=$2 rc=0 machine
 
+	# icount runs one vCPU at a time, never multi-threaded; with more
+	# than one the guest hangs bringing up the others, so it gets one
+	# vCPU and one node: it is for single-CPU cost.
+	if [[ $accel == icount ]]; then
+		machine=(-accel tcg -icount "shift=0,sleep=off" -m 2G -smp 1)
+	else
+		machine=(-accel "tcg,thread=$accel"
+			-m 2G -smp "4,sockets=2,cores=2,threads=1"
+			-object "memory-backend-ram,size=1G,id=m0"
+			-object "memory-backend-ram,size=1G,id=m1"
+			-numa "node,memdev=m0,cpus=0-1,nodeid=0"
+			-numa "node,memdev=m1,cpus=2-3,nodeid=1")
+	fi
 	rm -f "$OUTDIR/console.log" "$OUTDIR/result.txt"
 	timeout -k 10 "$HOST_TIMEOUT" qemu-system-x86_64 \
-		-accel "tcg,thread=$accel" \
-		-m 2G -smp 4,sockets=2,cores=2,threads=1 \
-		-object memory-backend-ram,size=1G,id=m0 \
-		-object memory-backend-ram,size=1G,id=m1 \
-		-numa node,memdev=m0,cpus=0-1,nodeid=0 \
-		-numa node,memdev=m1,cpus=2-3,nodeid=1 \
+		"${machine[@]}" \
 		-nodefaults -display none -no-reboot \
 		-serial "file:$OUTDIR/console.log" \
 		-serial "file:$OUTDIR/result.txt" \
@@ -291,7 +308,7 @@ show_result() {
 	if [[ $mode == check ]]; then
 		echo "--- KTAP ($K) ---"
 	else
-		echo "--- demo output ($K) ---"
+		echo "--- $mode output ($K) ---"
 	fi
 	if [[ -n $body ]]; then
 		printf '%s\n' "$body"
@@ -347,6 +364,7 @@ write_summary() {
 		expected_warnings=$EXPECTED
 		seconds=$secs
 		attempts=$attempts
+		accel=$ACCEL
 		reason=$reason
 	EOF
 }
@@ -354,7 +372,7 @@ write_summary() {
 # --- main -----------------------------------------------------------------------
 
 parse_args() {
-	MODE=check MODDIR='' INITRAMFS=''
+	MODE=check MODDIR='' INITRAMFS='' ICOUNT=''
 	[[ $# -ge 2 ]] || usage
 	K=$1 OUTDIR=$2
 	shift 2
@@ -363,10 +381,11 @@ parse_args() {
 		--mode) MODE=${2:-}; shift 2 ;;
 		--modules) MODDIR=${2:-}; shift 2 ;;
 		--initramfs) INITRAMFS=${2:-}; shift 2 ;;
+		--icount) ICOUNT=1; shift ;;
 		*) usage ;;
 		esac
 	done
-	[[ $MODE == check || $MODE == demo ]] || usage
+	[[ $MODE == check || $MODE == demo || $MODE == bench ]] || usage
 }
 
 setup() {
@@ -387,6 +406,8 @@ setup() {
 	fi
 	if [[ $MODE == demo ]]; then
 		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-300}
+	elif [[ $MODE == bench ]]; then
+		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-2400}
 	else
 		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-$((GUEST_TIMEOUT + 300))}
 	fi
@@ -401,6 +422,8 @@ main() {
 	for ((attempt = 1; attempt <= BOOT_ATTEMPTS; attempt++)); do
 		accel=multi
 		[[ $attempt -lt $BOOT_ATTEMPTS ]] || accel=single
+		[[ -z $ICOUNT ]] || accel=icount
+		ACCEL=$accel
 		log "$K: booting ($MODE, tcg thread=$accel, attempt $attempt)"
 		start=$SECONDS
 		rc=0
@@ -413,7 +436,7 @@ main() {
 			"the guest died before its init started; nothing of ours was loaded"
 		scan_boot_failure "$OUTDIR/console.boot-fail-$attempt.log"
 		if [[ $attempt -lt $BOOT_ATTEMPTS ]]; then
-			echo "!!!! $K: retrying the boot$( [[ $((attempt + 1)) -lt $BOOT_ATTEMPTS ]] ||
+			echo "!!!! $K: retrying the boot$( [[ -n $ICOUNT || $((attempt + 1)) -lt $BOOT_ATTEMPTS ]] ||
 				echo " with -accel tcg,thread=single")"
 		fi
 	done
@@ -434,7 +457,7 @@ main() {
 	if [[ $MODE == check ]]; then
 		figures="$PASSED passed, $FAILED failed, $SKIPPED skipped; $EXPECTED expected warning(s)"
 	else
-		figures="demo; $EXPECTED expected warning(s)"
+		figures="$MODE; $EXPECTED expected warning(s)"
 	fi
 	if [[ $VERDICT == PASS ]]; then
 		echo "$K: PASS ($figures; ${secs}s boot-to-result)"
