@@ -80,4 +80,49 @@ int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
 void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf);
 unsigned int sheaf_size(const struct sheaf *sheaf);
 
+#ifdef SHEAF_HAVE_CLEANUP
+/*
+ * Scope-based cleanup, where the kernel has it:
+ *
+ *	struct sheaf_cache *sc __free(sheaf_cache_destroy) = sheaf_cache_create(...);
+ *
+ *	CLASS(sheaf_prefilled, pf)(sc, GFP_KERNEL, 8);
+ *	if (!pf.sheaf)
+ *		return -ENOMEM;
+ *	obj = sheaf_alloc(sc, 0, pf.sheaf);
+ *
+ * The prefilled sheaf is returned when pf goes out of scope, with
+ * GFP_NOWAIT so that this never sleeps, whatever the scope.
+ */
+static inline void __sheaf_cache_destroy_scoped(struct sheaf_cache *sc)
+{
+	if (!IS_ERR_OR_NULL(sc))
+		sheaf_cache_destroy(sc);
+}
+
+DEFINE_FREE(sheaf_cache_destroy, struct sheaf_cache *,
+	    __sheaf_cache_destroy_scoped(_T))
+
+/**
+ * struct sheaf_prefilled - a prefilled sheaf owned by a scope
+ * @sc: its sheaf cache
+ * @sheaf: the sheaf, or NULL if the prefill failed
+ */
+struct sheaf_prefilled {
+	struct sheaf_cache *sc;
+	struct sheaf *sheaf;
+};
+
+static inline void __sheaf_prefilled_end(struct sheaf_prefilled *pf)
+{
+	if (pf->sheaf)
+		sheaf_return(pf->sc, GFP_NOWAIT, pf->sheaf);
+}
+
+DEFINE_CLASS(sheaf_prefilled, struct sheaf_prefilled,
+	     __sheaf_prefilled_end(&_T),
+	     ((struct sheaf_prefilled){ sc, sheaf_prefill(sc, gfp, size) }),
+	     struct sheaf_cache *sc, gfp_t gfp, unsigned int size)
+#endif
+
 #endif /* _SHEAF_H */

@@ -64,6 +64,12 @@ static inline void sheaf_hrtimer_setup(struct hrtimer *timer,
 }
 #endif
 
+/* Scope-based cleanup (<linux/cleanup.h>) exists since 6.5. */
+#if KERNEL_VERSION(6, 5, 0) <= LINUX_VERSION_CODE
+#include <linux/cleanup.h>
+#define SHEAF_HAVE_CLEANUP 1
+#endif
+
 /* Shrinkers are allocated by the core since 6.7. */
 typedef unsigned long (*sheaf_shrink_fn)(struct shrinker *,
 					 struct shrink_control *);

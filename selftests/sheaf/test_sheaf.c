@@ -332,6 +332,36 @@ static void test_prefill_failure(void)
 	teardown(&f);
 }
 
+/* Scope-based cleanup returns the sheaf and destroys the cache. */
+static void test_cleanup(void)
+{
+#ifdef SHEAF_HAVE_CLEANUP
+	unsigned long returned;
+	void *obj;
+
+	struct sheaf_cache *sc __free(sheaf_cache_destroy) =
+		sheaf_cache_create("t_cleanup", OBJ_SIZE, 0, 0, NULL, NULL);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	returned = stat(sc, SHEAF_RETURN_FAST) + stat(sc, SHEAF_RETURN_SLOW);
+	{
+		CLASS(sheaf_prefilled, pf)(sc, GFP_KERNEL, 8);
+
+		if (!CHECK(pf.sheaf))
+			return;
+		obj = sheaf_alloc(sc, 0, pf.sheaf);
+		CHECK(obj);
+	}
+	CHECK_EQ(stat(sc, SHEAF_RETURN_FAST) + stat(sc, SHEAF_RETURN_SLOW),
+		 returned + 1);
+	sheaf_cache_free(sc, obj);
+	sheaf_cache_shrink(sc);
+	CHECK_EQ(slab_outstanding(sc), 0);
+#else
+	mark_skipped("no <linux/cleanup.h> on this kernel");
+#endif
+}
+
 /* ---- zeroing ------------------------------------------------------------ */
 
 static bool all_bytes(const void *obj, u8 byte)
@@ -1123,6 +1153,7 @@ static const struct test_case test_cases[] = {
 	{ "prefill_reuse", test_prefill_reuse },
 	{ "prefill_oversize", test_prefill_oversize },
 	{ "prefill_failure", test_prefill_failure },
+	{ "cleanup", test_cleanup },
 	{ "refill", test_refill },
 	{ "gfp_zero", test_gfp_zero },
 	{ "init_on_alloc", test_init_on_alloc },
