@@ -36,6 +36,11 @@ struct sheaf;
 #define SHEAF_CACHE_ACCOUNT		BIT(2)
 /* Keep no objects in per-CPU sheaves or barns (debugging). */
 #define SHEAF_CACHE_PASSTHROUGH		BIT(3)
+/*
+ * Poison parked objects and check them when handed out; catch double frees
+ * into this CPU's sheaves (debugging; not for CTOR/TYPESAFE_BY_RCU caches).
+ */
+#define SHEAF_CACHE_VERIFY		BIT(4)
 
 /**
  * struct sheaf_cache_args - optional parameters of a sheaf cache

@@ -18,6 +18,7 @@
 #include "sheaf.h"
 
 #define SHEAF_DEFAULT_BARN_MAX	10U
+#define SHEAF_POISON		0x6c	/* not the slab's 0x6b */
 #define SHEAF_NAME_LEN		64
 
 /* Where a sheaf is: the layer's own, or handed out by sheaf_prefill(). */
@@ -86,6 +87,8 @@ enum sheaf_stat {
 	ALLOC_FROM_SHEAF,	/* objects taken from prefilled sheaves */
 	MISUSE,			/* API misuse caught (and warned once) */
 	SHRINKER_SCAN,		/* emptied by the shrinker under pressure */
+	PARKED_WRITE,		/* verify: object written while parked */
+	DOUBLE_FREE,		/* verify: object freed twice, dropped */
 	NR_SHEAF_STATS
 };
 
@@ -111,6 +114,8 @@ struct sheaf_cache {
 	unsigned int object_size;
 	bool bypass;		/* ACCOUNT or PASSTHROUGH: nothing parked */
 	bool zero_on_free;	/* parked objects are kept zeroed */
+	bool zero_on_alloc;	/* verify mode: zero when handing out */
+	bool verify;		/* parked objects poisoned and checked */
 	bool numa;		/* more than one possible node */
 	bool owns_cache;	/* made by sheaf_cache_create() */
 	bool dead;		/* detached, waiting for prefilled sheaves */

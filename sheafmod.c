@@ -59,6 +59,20 @@ static LIST_HEAD(sheaf_caches);
 static DEFINE_MUTEX(sheaf_caches_lock);	/* sheaf_caches, name uniqueness */
 static enum cpuhp_state sheaf_cpuhp_state;
 static struct workqueue_struct *sheaf_wq;
+
+/*
+ * Debugging aids, applied to caches attached afterwards.  KASAN and
+ * slub_debug cannot see objects parked in sheaves, so on kernels built to
+ * debug the slab nothing is parked unless asked for.
+ */
+static bool passthrough = IS_ENABLED(CONFIG_KASAN) ||
+			  IS_ENABLED(CONFIG_SLUB_DEBUG_ON);
+module_param(passthrough, bool, 0644);
+MODULE_PARM_DESC(passthrough, "keep no objects cached (for KASAN, slub_debug)");
+
+static bool verify;
+module_param(verify, bool, 0644);
+MODULE_PARM_DESC(verify, "poison parked objects, check them and catch double frees");
 static struct shrinker *sheaf_shrinker;
 
 /* Report API misuse once per call site, count it every time. */
@@ -187,6 +201,50 @@ static void sheaf_slab_free_many(struct sheaf_cache *sc, unsigned int nr,
 		kmem_cache_free(sc->s, p[i]);
 }
 
+/* ---- verify mode ------------------------------------------------------ */
+
+static void sheaf_poison(struct sheaf_cache *sc, void **objs, unsigned int n)
+{
+	while (n--)
+		memset(objs[n], SHEAF_POISON, sc->object_size);
+}
+
+/* An object leaves a sheaf: it must still hold the poison it got there. */
+static void sheaf_verify_out(struct sheaf_cache *sc, void *obj)
+{
+	u8 *bad = memchr_inv(obj, SHEAF_POISON, sc->object_size);
+
+	if (unlikely(bad)) {
+		sheaf_stat(sc, PARKED_WRITE);
+		WARN_ONCE(1, "%s: object %p written at offset %td while parked\n",
+			  sc->name, obj, bad - (u8 *)obj);
+	}
+}
+
+/*
+ * An object enters this CPU's sheaves (locked): refuse it if it is there
+ * already, else poison it.
+ */
+static bool sheaf_verify_in(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
+			    void *obj)
+{
+	struct sheaf *sheaves[] = { pcs->main, pcs->spare };
+	unsigned int i, k;
+
+	for (k = 0; k < ARRAY_SIZE(sheaves); k++) {
+		for (i = 0; sheaves[k] && i < sheaves[k]->size; i++) {
+			if (sheaves[k]->objects[i] != obj)
+				continue;
+			sheaf_stat(sc, DOUBLE_FREE);
+			WARN_ONCE(1, "%s: object %p freed twice\n", sc->name,
+				  obj);
+			return false;
+		}
+	}
+	memset(obj, SHEAF_POISON, sc->object_size);
+	return true;
+}
+
 /*
  * Fill @sheaf from the slab: to its capacity if possible, else to at least
  * @min objects.  All or nothing per attempt, as kmem_cache_alloc_bulk() is.
@@ -217,6 +275,8 @@ static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
 		    !sheaf_slab_alloc_many(sc, gfp, want, p))
 			return -ENOMEM;
 	}
+	if (unlikely(sc->verify))
+		sheaf_poison(sc, p, want);
 	sheaf->size += want;
 	sheaf_stat_add(sc, SHEAF_REFILL, want);
 	return 0;
@@ -306,8 +366,14 @@ static void *sheaf_slab_alloc(struct sheaf_cache *sc, gfp_t gfp, int node)
 	return obj;
 }
 
-static void sheaf_zero(struct sheaf_cache *sc, void *obj, gfp_t gfp)
+/* An object leaves a sheaf for a caller: make it what the slab would give. */
+static void sheaf_hand_out(struct sheaf_cache *sc, void *obj, gfp_t gfp)
 {
+	if (unlikely(sc->verify)) {
+		sheaf_verify_out(sc, obj);
+		if (sc->zero_on_alloc)
+			gfp |= __GFP_ZERO;
+	}
 	if (unlikely(gfp & __GFP_ZERO) && !sc->zero_on_free)
 		memset(obj, 0, sc->object_size);
 }
@@ -391,6 +457,7 @@ static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 	sheaf_stat(sc, ALLOC_CPU_SHEAF);
 	if (leftover)
 		sheaf_stash(sc, leftover);
+	sheaf_hand_out(sc, obj, gfp);
 	return obj;
 }
 
@@ -428,8 +495,7 @@ void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp)
 	if (unlikely(!main->size)) {
 		if (!pcs_swap_in_full(sc, pcs, &leftover)) {
 			pcs_unlock(pcs);
-			obj = sheaf_alloc_slow(sc, gfp);
-			goto out;
+			return sheaf_alloc_slow(sc, gfp);
 		}
 		main = pcs->main;
 	}
@@ -438,9 +504,7 @@ void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp)
 	sheaf_stat(sc, ALLOC_CPU_SHEAF);
 	if (unlikely(leftover))
 		sheaf_stash(sc, leftover);
-out:
-	if (obj)
-		sheaf_zero(sc, obj, gfp);
+	sheaf_hand_out(sc, obj, gfp);
 	return obj;
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc, SHEAF_NS);
@@ -592,6 +656,10 @@ void sheaf_cache_free(struct sheaf_cache *sc, void *obj)
 		pcs_unlock(pcs);
 		sheaf_stat(sc, FREE_REMOTE);
 		goto slab;
+	}
+	if (unlikely(sc->verify) && !sheaf_verify_in(sc, pcs, obj)) {
+		pcs_unlock(pcs);
+		return;		/* the first free stands */
 	}
 	main = pcs->main;
 	if (unlikely(sheaf_is_full(main))) {
@@ -754,7 +822,7 @@ void *sheaf_alloc(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 		return NULL;
 	obj = sheaf->objects[--sheaf->size];
 	sheaf_stat(sc, ALLOC_FROM_SHEAF);
-	sheaf_zero(sc, obj, gfp);
+	sheaf_hand_out(sc, obj, gfp);
 	return obj;
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_alloc, SHEAF_NS);
@@ -1128,7 +1196,8 @@ static int sheaf_cache_check_args(const struct sheaf_cache_args *args)
 	if (args->barn_max_full > 1024 || args->barn_max_empty > 1024)
 		return -EINVAL;
 	if (args->flags & ~(SHEAF_CACHE_CTOR | SHEAF_CACHE_TYPESAFE_BY_RCU |
-			    SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH))
+			    SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH |
+			    SHEAF_CACHE_VERIFY))
 		return -EINVAL;
 	return 0;
 }
@@ -1167,11 +1236,18 @@ static void sheaf_cache_set_args(struct sheaf_cache *sc,
 	sc->barn_max_full = args->barn_max_full ?: SHEAF_DEFAULT_BARN_MAX;
 	sc->barn_max_empty = args->barn_max_empty ?: SHEAF_DEFAULT_BARN_MAX;
 	sc->flags = args->flags;
+	if (READ_ONCE(passthrough))
+		sc->flags |= SHEAF_CACHE_PASSTHROUGH;
+	if (READ_ONCE(verify))
+		sc->flags |= SHEAF_CACHE_VERIFY;
 	sc->bypass = sc->flags & (SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH);
 	keep_contents = sc->flags & (SHEAF_CACHE_CTOR |
 				     SHEAF_CACHE_TYPESAFE_BY_RCU);
-	sc->zero_on_free = !keep_contents &&
-			   (want_init_on_alloc(GFP_KERNEL) || want_init_on_free());
+	/* Constructed contents cannot be poisoned: no verify mode there. */
+	sc->verify = (sc->flags & SHEAF_CACHE_VERIFY) && !keep_contents;
+	sc->zero_on_alloc = !keep_contents &&
+			    (want_init_on_alloc(GFP_KERNEL) || want_init_on_free());
+	sc->zero_on_free = sc->zero_on_alloc && !sc->verify;
 	sc->numa = nr_node_ids > 1;
 }
 

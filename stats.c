@@ -63,6 +63,8 @@ static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[ALLOC_FROM_SHEAF] = SHEAF_STAT_ATTR(alloc_from_sheaf),
 	[MISUSE] = SHEAF_STAT_ATTR(misuse),
 	[SHRINKER_SCAN] = SHEAF_STAT_ATTR(shrinker_scan),
+	[PARKED_WRITE] = SHEAF_STAT_ATTR(parked_write),
+	[DOUBLE_FREE] = SHEAF_STAT_ATTR(double_free),
 };
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,

@@ -17,6 +17,7 @@ KSFT_SKIP=4
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 PARAMS=/sys/module/test_sheaf/parameters
+CORE_PARAMS=/sys/module/sheafmod/parameters
 STRESS_SECONDS=${SHEAF_STRESS_SECONDS:-8}
 
 failed=0
@@ -91,6 +92,7 @@ run_case() {
 	local name=$1 params result helper=
 
 	params=$(case_params "$name")
+	[ "$name" = passthrough_param ] && echo 1 > "$CORE_PARAMS/passthrough"
 	case $name in
 	stress*)	rm -f /tmp/sheaf-hotplug-cycles; cycle_cpus & helper=$! ;;
 	shrinker*)	press_memory & helper=$! ;;
@@ -104,6 +106,7 @@ run_case() {
 	else
 		result="load failed"
 	fi
+	echo 0 > "$CORE_PARAMS/passthrough"
 
 	if [ -n "$helper" ]; then
 		kill "$helper"
@@ -159,7 +162,7 @@ check_tracepoints() {
 }
 
 main() {
-	local cases
+	local cases passthrough
 
 	echo "KTAP version 1"
 	if [ "$(id -u)" -ne 0 ]; then
@@ -175,6 +178,11 @@ main() {
 		loaded_core=1
 	fi
 
+	# The cases test the layer itself: nothing passes through by default,
+	# also on kernels built with KASAN or slub_debug, where it would.
+	passthrough=$(cat "$CORE_PARAMS/passthrough")
+	echo 0 > "$CORE_PARAMS/passthrough"
+
 	if ! load test_sheaf; then
 		echo "1..0 # SKIP test_sheaf cannot be loaded"
 		exit $KSFT_SKIP
@@ -189,6 +197,7 @@ main() {
 		run_case "$name"
 	done
 	check_tracepoints
+	echo "$passthrough" > "$CORE_PARAMS/passthrough"
 
 	if [ $loaded_core -eq 1 ]; then
 		if rmmod sheafmod; then

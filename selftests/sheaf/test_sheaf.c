@@ -79,6 +79,10 @@ static int failures;
 	__ok;								\
 })
 
+/* The test bed allows kernel warnings only between these lines. */
+#define EXPECT_WARN_BEGIN(tag) pr_info("expect-warn begin %s\n", tag)
+#define EXPECT_WARN_END(tag) pr_info("expect-warn end %s\n", tag)
+
 static void mark_skipped(const char *reason)
 {
 	snprintf(result, sizeof(result), "skip: %s", reason);
@@ -916,10 +920,71 @@ static void test_create(void)
 	sheaf_cache_destroy(sc);
 }
 
-/* ---- misuse --------------------------------------------------------------------- */
+/* ---- debugging aids ------------------------------------------------------- */
 
-#define EXPECT_WARN_BEGIN(tag) pr_info("expect-warn begin %s\n", tag)
-#define EXPECT_WARN_END(tag) pr_info("expect-warn end %s\n", tag)
+/*
+ * Verify mode: a write to a parked object and a double free into this
+ * CPU's sheaves are caught, counted, warned about once, and harmless.
+ */
+static void test_verify(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_VERIFY,
+	};
+	bool init = want_init_on_alloc(GFP_KERNEL) || want_init_on_free();
+	struct fixture f;
+	void *obj, *obj2;
+
+	if (setup_full(&f, "t_verify", &args, NULL))
+		return;
+	CHECK(f.sc->verify);
+	migrate_disable();
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	CHECK(all_bytes(obj, init ? 0 : SHEAF_POISON));
+	sheaf_cache_free(f.sc, obj);
+	CHECK(all_bytes(obj, SHEAF_POISON));
+
+	EXPECT_WARN_BEGIN("verify");
+	((u8 *)obj)[5] = 1;		/* a use after free */
+	obj2 = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	CHECK(obj2 == obj);
+	sheaf_cache_free(f.sc, obj2);
+	sheaf_cache_free(f.sc, obj2);	/* a double free */
+	EXPECT_WARN_END("verify");
+	CHECK_EQ(stat(f.sc, PARKED_WRITE), 1);
+	CHECK_EQ(stat(f.sc, DOUBLE_FREE), 1);
+
+	/* The second free was dropped: the object comes back once. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	obj2 = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	CHECK(obj != obj2);
+	sheaf_cache_free(f.sc, obj2);
+	sheaf_cache_free(f.sc, obj);
+	migrate_enable();
+	CHECK_EQ(stat(f.sc, PARKED_WRITE), 1);
+	teardown(&f);
+}
+
+/*
+ * The passthrough module parameter (set by the test script for this case;
+ * the default on KASAN and slub_debug kernels) keeps new caches empty.
+ */
+static void test_passthrough_param(void)
+{
+	struct fixture f;
+	void *obj;
+
+	if (setup(&f, "t_passthrough", CAPACITY))
+		return;
+	CHECK(f.sc->bypass);
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	sheaf_cache_free(f.sc, obj);
+	CHECK_EQ(stat(f.sc, ALLOC_SLAB), 1);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	teardown(&f);
+}
+
+/* ---- misuse --------------------------------------------------------------------- */
 
 /* Bad arguments are refused with an error code and no warning. */
 static void test_bad_args(void)
@@ -1169,6 +1234,8 @@ static const struct test_case test_cases[] = {
 	{ "bypass", test_bypass },
 	{ "create", test_create },
 	{ "bad_args", test_bad_args },
+	{ "verify", test_verify },
+	{ "passthrough_param", test_passthrough_param },
 	{ "misuse", test_misuse },
 	{ "detach_outstanding", test_detach_outstanding },
 	{ "stress", test_stress },
