@@ -11,7 +11,6 @@
 #include <linux/kobject.h>
 #include <linux/list.h>
 #include <linux/percpu.h>
-#include <linux/refcount.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
 
@@ -89,6 +88,8 @@ enum sheaf_stat {
 	SHRINKER_SCAN,		/* emptied by the shrinker under pressure */
 	PARKED_WRITE,		/* verify: object written while parked */
 	DOUBLE_FREE,		/* verify: object freed twice, dropped */
+	PREFILLED,		/* sheaves handed out by prefill */
+	RETURNED,		/* ... and given back before detach */
 	NR_SHEAF_STATS
 };
 
@@ -123,7 +124,7 @@ struct sheaf_cache {
 	struct sheaf_stats __percpu *stats;
 	struct sheaf_flush_work __percpu *flush;	/* per-CPU shrinking */
 	struct sheaf_barn **barns;	/* one per possible node */
-	refcount_t refs;	/* 1 + prefilled sheaves handed out */
+	atomic_t dead_out;	/* once dead: prefilled sheaves still out */
 	atomic_t fail_allocs;	/* fault injection: fail this many */
 	struct hlist_node cpuhp_node;
 	struct list_head list;		/* all sheaf caches */

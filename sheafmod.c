@@ -679,15 +679,25 @@ EXPORT_SYMBOL_NS_GPL(sheaf_cache_free, SHEAF_NS);
 
 /* ---- prefilled sheaves --------------------------------------------------- */
 
-static void sheaf_cache_get(struct sheaf_cache *sc)
+/*
+ * Prefilled sheaves handed out are counted per CPU (prefilled - returned),
+ * no shared atomic on the way.  Once the cache is detached, the count
+ * moves to @dead_out and the last of them to come back frees the layer.
+ * A return racing with the detach (a caller bug) can only make the count
+ * too high: the layer then waits for module unload, never freed early.
+ */
+static void sheaf_cache_release_if_last(struct sheaf_cache *sc, int delta)
 {
-	refcount_inc(&sc->refs);
+	if (atomic_add_return(delta, &sc->dead_out) == 0)
+		queue_work(sheaf_wq, &sc->release_work);
 }
 
-static void sheaf_cache_put(struct sheaf_cache *sc)
+static void sheaf_count_return(struct sheaf_cache *sc)
 {
-	if (refcount_dec_and_test(&sc->refs))
-		queue_work(sheaf_wq, &sc->release_work);
+	if (unlikely(READ_ONCE(sc->dead)))
+		sheaf_cache_release_if_last(sc, -1);
+	else
+		sheaf_stat(sc, RETURNED);
 }
 
 /* Take a sheaf to prefill: the CPU's spare, else one from the barn. */
@@ -788,7 +798,7 @@ struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
 	if (!sheaf)
 		return NULL;
 	sheaf->state = SHEAF_PREFILLED;
-	sheaf_cache_get(sc);
+	sheaf_stat(sc, PREFILLED);
 	return sheaf;
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_prefill, SHEAF_NS);
@@ -889,7 +899,7 @@ EXPORT_SYMBOL_NS_GPL(sheaf_refill, SHEAF_NS);
  */
 void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 {
-	struct sheaf_barn *barn = sheaf_local_barn(sc);
+	struct sheaf_barn *barn;
 	struct sheaf_pcpu *pcs;
 
 	if (sheaf_misused(sc, sheaf))
@@ -908,6 +918,7 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 		if (pcs)
 			pcs_unlock(pcs);
 		/* Topped up, it saves a later prefill or refill the work. */
+		barn = sheaf_local_barn(sc);
 		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
 		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
 		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
@@ -921,7 +932,7 @@ void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 	trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SLAB);
 	sheaf_flush_and_free(sc, sheaf);
 out:
-	sheaf_cache_put(sc);
+	sheaf_count_return(sc);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_return, SHEAF_NS);
 
@@ -1304,7 +1315,6 @@ static struct sheaf_cache *sheaf_cache_new(struct kmem_cache *s,
 	strscpy(sc->name, name, sizeof(sc->name));
 	sc->s = s;
 	sc->owns_cache = owns_cache;
-	refcount_set(&sc->refs, 1);
 	INIT_WORK(&sc->release_work, sheaf_cache_release_work);
 	INIT_LIST_HEAD(&sc->list);
 	sheaf_cache_set_args(sc, args);
@@ -1399,10 +1409,10 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 	sheaf_cache_free_pcpu(sc);
 	sheaf_drain_barns(sc);
 
-	out = refcount_read(&sc->refs) - 1;
+	out = sheaf_stat_sum(sc, PREFILLED) - sheaf_stat_sum(sc, RETURNED);
 	WARN_ONCE(out, "%s: detached with %u prefilled sheaves not returned\n",
 		  sc->name, out);
-	sheaf_cache_put(sc);
+	sheaf_cache_release_if_last(sc, out);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_detach, SHEAF_NS);
 

@@ -65,6 +65,8 @@ static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[SHRINKER_SCAN] = SHEAF_STAT_ATTR(shrinker_scan),
 	[PARKED_WRITE] = SHEAF_STAT_ATTR(parked_write),
 	[DOUBLE_FREE] = SHEAF_STAT_ATTR(double_free),
+	[PREFILLED] = SHEAF_STAT_ATTR(prefilled),
+	[RETURNED] = SHEAF_STAT_ATTR(returned),
 };
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,

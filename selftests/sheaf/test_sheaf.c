@@ -1085,10 +1085,12 @@ static void test_detach_outstanding(void)
 	sheaf_cache_destroy(sc);
 	EXPECT_WARN_END("detach");
 
-	/* The sheaf still works and returning it frees everything. */
+	/* Kept for the one sheaf out, which still works. */
+	CHECK_EQ(atomic_read(&sc->dead_out), 1);
 	obj = sheaf_alloc(sc, GFP_KERNEL, sheaf);
 	CHECK(obj);
 	kmem_cache_free(s, obj);
+	/* The last one back frees the layer and destroys the cache. */
 	sheaf_return(sc, GFP_KERNEL, sheaf);
 }
 
