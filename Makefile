@@ -11,6 +11,25 @@ all: modules
 modules modules_install clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $@
 
+# The statistics viewer, static so that it runs anywhere (the test VM's
+# busybox initramfs included).
+SHEAFINFO := out/sheafinfo
+SHEAFINFO_CFLAGS := -O2 -Wall -Wextra -Werror -static
+
+sheafinfo: $(SHEAFINFO)
+
+$(SHEAFINFO): tools/sheafinfo.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SHEAFINFO_CFLAGS) $(CFLAGS) -o $@ $<
+
+# The DKMS source tree (out/dist/sheafmod-<version>, for "dkms add") and
+# the Debian package (sheafmod-dkms, in out/deb/).
+dist:
+	scripts/dist.sh out/dist
+
+deb:
+	scripts/deb.sh
+
 # Everything below runs the kernel matrix in QEMU; see README.
 check:
 	scripts/check.sh $(KERNELS)
@@ -18,10 +37,14 @@ check:
 lint:
 	scripts/lint.sh $(KERNELS)
 
+dkms-check:
+	scripts/dkms-check.sh $(KERNELS)
+
 demo:
 	scripts/demo.sh
 
 bench:
 	scripts/bench.sh $(KERNELS)
 
-.PHONY: all modules modules_install clean check lint demo bench
+.PHONY: all modules modules_install clean check lint demo bench sheafinfo dist \
+	deb dkms-check

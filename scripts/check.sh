@@ -4,12 +4,17 @@
 # Usage: scripts/check.sh [K...]          (make check [KERNELS="K..."])
 #
 # The whole test matrix: installs what it needs, runs scripts/lint.sh once,
-# then for each kernel K (default: scripts/kernels.sh list) fetches it,
-# builds the modules (scripts/kbuild.sh), makes an initramfs
-# (scripts/initramfs.sh) and runs the kselftest collection in QEMU
-# (scripts/vm.sh).  Logs of kernel K go to out/logs/K/: fetch.log,
-# build.log, initramfs.log, vm.log (what vm.sh printed), console.log (the
-# guest's kernel log), result.txt (its KTAP), summary.
+# the host tests of tools/sheafinfo (scripts/sheafinfo-test.sh) and the
+# Debian package build with lintian (scripts/deb.sh), then for each kernel
+# K (default: scripts/kernels.sh list) fetches it, builds the modules
+# (scripts/kbuild.sh), makes an initramfs (scripts/initramfs.sh) and runs
+# the kselftest collection in QEMU (scripts/vm.sh); then the DKMS round
+# trip and consumer build (scripts/dkms-check.sh K) and a VM that loads
+# the DKMS-installed module with depmod and modprobe (vm.sh --mode dkms).
+# Logs of kernel K go to out/logs/K/: fetch.log, build.log, initramfs.log,
+# vm.log (what vm.sh printed), console.log (the guest's kernel log),
+# result.txt (its KTAP), summary; those of its DKMS steps to
+# out/logs/K/dkms/.  Host steps log to out/logs/{lint,sheafinfo,deb}.log.
 #
 # Ends with a table per kernel and a last line "N passed, N failed,
 # N skipped" summing the test cases of all kernels; a step that failed
@@ -30,6 +35,7 @@ TOTAL_PASSED=0
 TOTAL_FAILED=0
 TOTAL_SKIPPED=0
 FAILURES=0
+DEB=''	# the Debian package, once built
 
 banner() {
 	printf '\n=== %s\n' "$*"
@@ -45,7 +51,7 @@ show_tail() {
 
 # "-" where a figure does not apply; the figures add up to the last line.
 add_row() {	# add_row K PASSED FAILED SKIPPED EXPECTED SECONDS VERDICT
-	ROWS+=("$(printf '%-8s | %6s | %6s | %7s | %17s | %22s | %s' "$@")")
+	ROWS+=("$(printf '%-12s | %6s | %6s | %7s | %17s | %22s | %s' "$@")")
 	[[ $2 == - ]] || TOTAL_PASSED=$((TOTAL_PASSED + $2))
 	[[ $3 == - ]] || TOTAL_FAILED=$((TOTAL_FAILED + $3))
 	[[ $4 == - ]] || TOTAL_SKIPPED=$((TOTAL_SKIPPED + $4))
@@ -62,6 +68,36 @@ run_lint() {
 		add_row lint - - - - - PASS
 	else
 		add_row lint - 1 - - - FAIL
+	fi
+}
+
+# The sheafinfo host tests: their own passed/failed figures.
+run_sheafinfo_tests() {
+	local log=$LOGS/sheafinfo.log rc=0 passed failed
+
+	banner "sheafinfo (host)"
+	"$SHEAF_TOP/scripts/sheafinfo-test.sh" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	passed=$(grep -c '^ok ' "$log") || true
+	failed=$(grep -c '^not ok ' "$log") || true
+	# A failure before any case ran (the build) counts as one.
+	[[ $rc -eq 0 || $failed -gt 0 ]] || failed=1
+	if [[ $rc -eq 0 ]]; then
+		add_row sheafinfo "$passed" "$failed" - - - PASS
+	else
+		add_row sheafinfo "$passed" "$failed" - - - FAIL
+	fi
+}
+
+run_deb() {
+	local log=$LOGS/deb.log
+
+	banner "Debian package (host)"
+	if "$SHEAF_TOP/scripts/deb.sh" >"$log" 2>&1; then
+		DEB=$(tail -n 1 "$log")
+		echo "deb: $DEB, lintian clean"
+		add_row deb - - - - - PASS
+	else
+		step_failed deb DEB "$log"
 	fi
 }
 
@@ -107,6 +143,39 @@ run_kernel() {
 		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
 		"$(summary_field "$s" seconds)$(retries_note "$s")" \
 		"$(summary_field "$s" verdict)"
+	run_dkms "$k" "$moddir"
+}
+
+# The DKMS round trip of kernel K (scripts/dkms-check.sh), then a VM that
+# loads what DKMS installed with depmod and modprobe.  Run after the
+# kselftest VM of K, which built the modules the initramfs needs.
+run_dkms() {
+	local k=$1 moddir=$2 dir=$LOGS/$1/dkms row=$1/dkms s
+
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "$k: dkms add/build/install/remove, consumer"
+	# The package is installed where a kernel builds in a chroot.
+	SHEAF_DEB=$DEB "$SHEAF_TOP/scripts/dkms-check.sh" "$k" >"$dir/dkms-check.log" 2>&1 ||
+		{ step_failed "$row" DKMS "$dir/dkms-check.log"; return 0; }
+	"$SHEAF_TOP/scripts/initramfs.sh" "$k" "$moddir" "$dir/initramfs.cpio" \
+		"$SHEAF_CACHE/dkms/$k/lib/modules" >"$dir/initramfs.log" 2>&1 ||
+		{ step_failed "$row" INITRAMFS "$dir/initramfs.log"; return 0; }
+	"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --mode dkms --initramfs "$dir/initramfs.cpio" 2>&1 |
+		tee "$dir/vm.log" || true
+	s=$dir/summary
+	if [[ ! -f $s ]]; then
+		step_failed "$row" VM "$dir/vm.log"
+		return 0
+	fi
+	if [[ "$(summary_field "$s" verdict)" == PASS ]]; then
+		add_row "$row" - - - "$(summary_field "$s" expected_warnings)" \
+			"$(summary_field "$s" seconds)$(retries_note "$s")" PASS
+	else
+		add_row "$row" - 1 - "$(summary_field "$s" expected_warnings)" \
+			"$(summary_field "$s" seconds)$(retries_note "$s")" \
+			"$(summary_field "$s" verdict)"
+	fi
 }
 
 # Boot failures that a retry got past stay visible in the table.
@@ -121,9 +190,9 @@ print_table() {
 	local row
 
 	banner "summary"
-	printf '%-8s | %6s | %6s | %7s | %17s | %22s | %s\n' kernel passed failed skipped \
+	printf '%-12s | %6s | %6s | %7s | %17s | %22s | %s\n' kernel passed failed skipped \
 		"warnings expected" "boot-to-result seconds" verdict
-	printf '%s\n' "---------+--------+--------+---------+-------------------+------------------------+--------"
+	printf '%s\n' "-------------+--------+--------+---------+-------------------+------------------------+--------"
 	for row in "${ROWS[@]}"; do
 		echo "$row"
 	done
@@ -139,6 +208,8 @@ main() {
 	fi
 	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
 	run_lint "${kernels[@]}"
+	run_sheafinfo_tests
+	run_deb
 	for k in "${kernels[@]}"; do
 		run_kernel "$k"
 	done

@@ -5,7 +5,8 @@
 #
 # Boots the stock Debian 6.1 kernel in QEMU, loads sheafmod and the example
 # consumer (examples/sheaf_example.ko runs a short workload in its init),
-# prints every statistics file under /sys/kernel/sheaf/*/, unloads both.
+# prints every statistics file under /sys/kernel/sheaf/*/ and the
+# sheafinfo table (tools/sheafinfo.c), unloads both.
 # Does all set-up on a fresh machine: packages, kernel, build.  Logs go to
 # out/demo/.
 set -euo pipefail

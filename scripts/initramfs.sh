@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Usage: scripts/initramfs.sh K MODDIR OUT
+# Usage: scripts/initramfs.sh K MODDIR OUT [LIBMODULES]
 #
 # Builds the initramfs (uncompressed newc cpio) OUT for one test VM run of
 # kernel K with the modules built in MODDIR (the tree scripts/kbuild.sh K
@@ -14,6 +14,9 @@
 #                  kselftest/runner.sh, sheaf/{sheaf.sh,settings,config} and
 #                  the modules beside sheaf.sh
 #   /modules/      every .ko of MODDIR, at its path in MODDIR (demo mode)
+#   /lib/modules/  the contents of LIBMODULES, when given: <release>/...
+#                  as DKMS installed it (dkms mode, scripts/dkms-check.sh)
+#   /usr/bin/sheafinfo  tools/sheafinfo.c, built static (make sheafinfo)
 #   busybox-static for the tools, bash-static as /bin/bash and /bin/sh
 #
 # bash is needed twice over: sheaf.sh is a bash script, and the kselftest
@@ -23,7 +26,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-DEPS=(busybox-static bash-static cpio rsync make binutils)
+DEPS=(busybox-static bash-static cpio rsync make binutils gcc libc6-dev)
 
 usage() {
 	sed -n '4,8s/^# \{0,1\}//p' "$0" >&2
@@ -97,6 +100,26 @@ install_tools() {
 	chmod +x "$root/usr/bin/timeout"
 }
 
+# Static: the initramfs has no libc.
+install_sheafinfo() {
+	local root=$1
+
+	make -s -C "$SHEAF_TOP" sheafinfo >&2
+	install -m 755 "$SHEAF_TOP/out/sheafinfo" "$root/usr/bin/sheafinfo"
+}
+
+# The guest's depmod and modprobe read /lib/modules/<release>.
+install_lib_modules() {
+	local libmodules=$1 root=$2 release=$3 ko
+
+	[[ -d $libmodules/$release ]] || die "$libmodules has no $release"
+	while IFS= read -r -d '' ko; do
+		check_vermagic "$ko" "$release"
+	done < <(find "$libmodules/$release" -name '*.ko' -print0)
+	mkdir -p "$root/lib/modules"
+	cp -r "$libmodules/." "$root/lib/modules/"
+}
+
 install_modules() {
 	local moddir=$1 root=$2
 
@@ -123,9 +146,9 @@ write_cpio() {
 }
 
 main() {
-	local k=${1:-} moddir=${2:-} out=${3:-} release src work ko
+	local k=${1:-} moddir=${2:-} out=${3:-} libmodules=${4:-} release src work ko
 
-	[[ $# -eq 3 ]] || usage
+	[[ $# -eq 3 || $# -eq 4 ]] || usage
 	[[ -f $moddir/sheafmod.ko && -f $moddir/selftests/sheaf/test_sheaf.ko ]] ||
 		die "$moddir: no sheafmod.ko or selftests/sheaf/test_sheaf.ko (run scripts/kbuild.sh $k)"
 	moddir="$(cd "$moddir" && pwd)"
@@ -144,6 +167,10 @@ main() {
 	install_kselftest "$work/tree" "$moddir" "$work/root/kselftest"
 	install_tools "$work/root"
 	install_modules "$moddir" "$work/root"
+	install_sheafinfo "$work/root"
+	if [[ -n $libmodules ]]; then
+		install_lib_modules "$libmodules" "$work/root" "$release"
+	fi
 	mkdir -p "$(dirname "$out")"
 	write_cpio "$work/root" "$out"
 	log "$out: $(du -h "$out" | cut -f1) for $release"

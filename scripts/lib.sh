@@ -43,3 +43,11 @@ list_sources() {
 			! -name '*.symvers' -printf '%P\0')
 	fi
 }
+
+# Prints the project's version: dkms.conf's PACKAGE_VERSION, its one home.
+sheaf_version() {
+	local v
+	v="$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$SHEAF_TOP/dkms.conf")"
+	[[ -n $v ]] || die "no PACKAGE_VERSION in $SHEAF_TOP/dkms.conf"
+	echo "$v"
+}

@@ -4,10 +4,14 @@
 # /init of the test VM (scripts/initramfs.sh puts it there).
 #
 # Kernel command line:
-#   sheaf.mode=check|demo|bench
+#   sheaf.mode=check|demo|dkms|bench
 #                          check (default): the kselftest collection;
 #                          demo: load sheafmod and the example, print the
-#                          layer's statistics, unload both;
+#                          layer's statistics and sheafinfo, unload both;
+#                          dkms: depmod, then modprobe the DKMS-installed
+#                          sheafmod and the consumer built against it
+#                          (/lib/modules, from scripts/dkms-check.sh),
+#                          sheafinfo, unload both;
 #                          bench: load sheafmod and bench/sheaf_bench.ko,
 #                          print its CSV lines, unload both
 #   sheaf.bench=PARTS      bench mode: sheaf_bench's parts= (default: all)
@@ -125,11 +129,41 @@ run_demo() {
 	if [ $rc -eq 0 ]; then
 		echo "# statistics under /sys/kernel/sheaf/"
 		print_stats
+		echo "# sheafinfo"
+		sheafinfo || rc=1
 		echo "# rmmod sheaf_example"
 		rmmod sheaf_example || rc=1
 	fi
 	echo "# rmmod sheafmod"
 	rmmod sheafmod || rc=1
+	return $rc
+}
+
+# The module as DKMS installed it, found the way a distribution finds it:
+# depmod's index, modprobe by name, then the consumer pulling sheafmod in
+# as its dependency.
+run_dkms() {
+	local dir rc=0
+
+	dir=/lib/modules/$(uname -r)
+	[ -d "$dir" ] || { echo "no $dir in the initramfs"; return 1; }
+	echo "# modules under $dir"
+	(cd "$dir" && find . -name '*.ko' | sort)
+	echo "# depmod"
+	depmod || return 1
+	echo "# modprobe sheafmod"
+	modprobe sheafmod || return 1
+	modinfo sheafmod | grep -E '^(filename|vermagic):' || rc=1
+	echo "# modprobe -r sheafmod"
+	modprobe -r sheafmod || return 1
+	echo "# modprobe sheaf_consumer (loads sheafmod first)"
+	modprobe sheaf_consumer || return 1
+	grep -q '^sheafmod ' /proc/modules || { echo "sheafmod not loaded"; rc=1; }
+	echo "# sheafinfo"
+	sheafinfo || rc=1
+	echo "# modprobe -r sheaf_consumer sheafmod"
+	modprobe -r sheaf_consumer || rc=1
+	modprobe -r sheafmod || rc=1
 	return $rc
 }
 
@@ -140,6 +174,9 @@ run_bench() {
 	local parts rc=0
 
 	parts=$(cmdline_param bench)
+	# Boot-time background work (async probes, RCU) would mix into the
+	# first figures.
+	sleep 3
 	echo "# insmod sheafmod.ko"
 	insmod /modules/sheafmod.ko || return 1
 	echo "# insmod bench/sheaf_bench.ko${parts:+ parts=$parts}"
@@ -200,6 +237,10 @@ main() {
 		;;
 	demo)
 		run_reported run_demo
+		rc=$?
+		;;
+	dkms)
+		run_reported run_dkms
 		rc=$?
 		;;
 	bench)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Usage: scripts/vm.sh K OUTDIR [--mode check|demo|bench] [--modules DIR]
+# Usage: scripts/vm.sh K OUTDIR [--mode check|demo|dkms|bench] [--modules DIR]
 #                               [--initramfs FILE] [--icount]
 #
 # Boots kernel K (fetched by scripts/kernels.sh) in QEMU/TCG with 4 vCPUs
@@ -9,14 +9,16 @@
 # and decides the outcome.
 #
 #   --mode       check (default): the kselftest collection; demo: the demo;
+#                dkms: modprobe of the DKMS-installed module (the initramfs
+#                needs its /lib/modules: scripts/initramfs.sh's 4th argument);
 #                bench: the benchmark module (scripts/bench.sh)
 #   --modules    the built tree to test (default: what scripts/kbuild.sh K
 #                built, $SHEAF_CACHE/build/K/src); an initramfs is made
 #                from it in OUTDIR
 #   --initramfs  boot this initramfs (scripts/initramfs.sh) instead
-#   --icount     -accel tcg -icount shift=0,sleep=off and one vCPU
-#                instead of multi-threaded TCG on four: guest time counts
-#                executed instructions
+#   --icount     -accel tcg -icount shift=0,sleep=off and one vCPU (on
+#                the same two nodes) instead of multi-threaded TCG on
+#                four: guest time counts executed instructions
 #
 # Environment:
 #   SHEAF_STRESS_SECONDS  length of each stress case (sheaf.sh's default: 8)
@@ -87,9 +89,14 @@ boot() {
 
 	# icount runs one vCPU at a time, never multi-threaded; with more
 	# than one the guest hangs bringing up the others, so it gets one
-	# vCPU and one node: it is for single-CPU cost.
+	# vCPU (it is for single-CPU cost), still on two nodes, the second
+	# one without CPUs, so that NUMA code paths run as they do below.
 	if [[ $accel == icount ]]; then
-		machine=(-accel tcg -icount "shift=0,sleep=off" -m 2G -smp 1)
+		machine=(-accel tcg -icount "shift=0,sleep=off" -m 2G -smp 1
+			-object "memory-backend-ram,size=1G,id=m0"
+			-object "memory-backend-ram,size=1G,id=m1"
+			-numa "node,memdev=m0,cpus=0,nodeid=0"
+			-numa "node,memdev=m1,nodeid=1")
 	else
 		machine=(-accel "tcg,thread=$accel"
 			-m 2G -smp "4,sockets=2,cores=2,threads=1"
@@ -385,7 +392,7 @@ parse_args() {
 		*) usage ;;
 		esac
 	done
-	[[ $MODE == check || $MODE == demo || $MODE == bench ]] || usage
+	[[ $MODE =~ ^(check|demo|dkms|bench)$ ]] || usage
 }
 
 setup() {
@@ -404,7 +411,7 @@ setup() {
 		[[ $SHEAF_STRESS_SECONDS =~ ^[0-9]+$ ]] || die "SHEAF_STRESS_SECONDS must be a number"
 		GUEST_TIMEOUT=$((GUEST_TIMEOUT + 10 * SHEAF_STRESS_SECONDS))
 	fi
-	if [[ $MODE == demo ]]; then
+	if [[ $MODE == demo || $MODE == dkms ]]; then
 		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-300}
 	elif [[ $MODE == bench ]]; then
 		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-2400}
