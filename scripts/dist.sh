@@ -22,7 +22,9 @@ list_dist_files() {
 	local f
 	FILES=("${DIST_FILES[@]}")
 	while IFS= read -r -d '' f; do
-		[[ $f != */* && $f == *.[ch] && -f $SHEAF_TOP/$f ]] && FILES+=("$f")
+		if [[ $f != */* && $f == *.[ch] && -f $SHEAF_TOP/$f ]]; then
+			FILES+=("$f")
+		fi
 	done < <(list_sources "$SHEAF_TOP")
 }
 
