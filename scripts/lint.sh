@@ -122,6 +122,15 @@ run_sparse() {
 	rm -f "$log"
 }
 
+# docs/api.rst must say what the kernel-doc comments say.
+run_apidoc() {
+	if "$SHEAF_TOP/scripts/apidoc.sh" --check >&2; then
+		record apidoc PASS
+	else
+		record apidoc FAIL "docs/api.rst is stale: run scripts/apidoc.sh"
+	fi
+}
+
 main() {
 	local ksrc k all
 	if [[ $# -eq 0 ]]; then
@@ -138,6 +147,7 @@ main() {
 	else
 		run_checkpatch "$ksrc"
 		run_kernel_doc "$ksrc"
+		run_apidoc
 	fi
 	for k in "$@"; do
 		run_sparse "$k"
