@@ -509,9 +509,10 @@ void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp)
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc, SHEAF_NS);
 
+/* Every struct page, tail pages too, carries its node: no head lookup. */
 static int sheaf_obj_node(const void *obj)
 {
-	return page_to_nid(virt_to_head_page(obj));
+	return page_to_nid(virt_to_page(obj));
 }
 
 /**
