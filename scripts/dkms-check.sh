@@ -256,6 +256,9 @@ check_kernel() {
 	flock 8
 	stage_sources
 	if [[ -n $CHROOT ]]; then
+		# Shared by every cache that links to its kernel tree.
+		exec 7>"$CHROOT.lock"
+		flock 7
 		trap unmount_all EXIT
 		mount_into_chroot
 		install_chroot_dkms

@@ -113,6 +113,9 @@ run_make() {
 		LC_ALL=C make -C "$kdir" M="$build/src" -j"$(nproc)" "$@"
 		return
 	fi
+	# The chroot is shared by every cache that links to its kernel tree.
+	exec 7>"$chroot.lock"
+	flock 7
 	trap unmount_all EXIT
 	trap 'exit 130' INT TERM HUP
 	mount_into_chroot "$chroot" "$build" || { unmount_all; return 1; }
