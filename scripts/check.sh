@@ -36,6 +36,7 @@ TOTAL_FAILED=0
 TOTAL_SKIPPED=0
 FAILURES=0
 DEB=''	# the Debian package, once built
+NOTES=()	# why each failed row failed, repeated under the table
 
 banner() {
 	printf '\n=== %s\n' "$*"
@@ -106,6 +107,15 @@ step_failed() {	# step_failed K STEP LOG
 	echo "$1: $2 FAILED"
 	show_tail "$3"
 	add_row "$1" - 1 - - - "$2-FAIL"
+	NOTES+=("$1: $2 failed; last line of $3: $(tail -n 1 "$3")")
+}
+
+# The reason vm.sh gave for a failed run, and the first kernel log
+# excerpt it showed, for the notes under the table (CI keeps the end).
+vm_failed() {	# vm_failed ROW SUMMARY VMLOG
+	NOTES+=("$1: $(summary_field "$2" reason)")
+	NOTES+=("$(grep -A 12 -m 1 -E '^(console.log line|kernel log of case) ' "$3" |
+		sed 's/^/    /')")
 }
 
 summary_field() {	# summary_field FILE NAME
@@ -143,6 +153,7 @@ run_kernel() {
 		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
 		"$(summary_field "$s" seconds)$(retries_note "$s")" \
 		"$(summary_field "$s" verdict)"
+	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$k" "$s" "$dir/vm.log"
 	run_dkms "$k" "$moddir"
 }
 
@@ -175,6 +186,7 @@ run_dkms() {
 		add_row "$row" - 1 - "$(summary_field "$s" expected_warnings)" \
 			"$(summary_field "$s" seconds)$(retries_note "$s")" \
 			"$(summary_field "$s" verdict)"
+		vm_failed "$row" "$s" "$dir/vm.log"
 	fi
 }
 
@@ -196,6 +208,9 @@ print_table() {
 	for row in "${ROWS[@]}"; do
 		echo "$row"
 	done
+	[[ ${#NOTES[@]} -eq 0 ]] && return
+	printf '\nwhy:\n'
+	printf '%s\n' "${NOTES[@]}" | sed '/^$/d'
 }
 
 main() {
