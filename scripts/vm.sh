@@ -178,11 +178,29 @@ read_ktap() {
 	return 0
 }
 
+# The printk console thread of PREEMPT_RT, preempted in the middle of a
+# message, prints it again whole after a marker line: blanks the marker
+# and the first copy, whole or partial, keeping console.log's numbering.
+drop_replayed() {
+	awk '{ l[NR] = $0 }
+	END {
+		for (i = 1; i <= NR; i++) {
+			if (l[i] != "** replaying previous printk message **")
+				continue
+			l[i] = ""
+			if (i > 1 && i < NR && index(l[i + 1], l[i - 1]) == 1)
+				l[i - 1] = ""
+		}
+		for (i = 1; i <= NR; i++)
+			print l[i]
+	}'
+}
+
 # Scans console.log.  Prints "bad LINE" for each line that shows a kernel
 # error outside an expected region, "expected N" for the WARNING splats
 # inside one, "open TAG" for each region begun and never ended.
 scan_console() {
-	tr -d '\r' <"$OUTDIR/console.log" | awk '
+	tr -d '\r' <"$OUTDIR/console.log" | drop_replayed | awk '
 	{
 		msg = $0
 		sub(/^\[ *[0-9]+\.[0-9]+\] /, "", msg)
