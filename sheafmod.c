@@ -760,6 +760,62 @@ static struct sheaf *sheaf_prefill_recycled(struct sheaf_cache *sc, gfp_t gfp,
 	return sheaf;
 }
 
+/* Hand out a prefilled sheaf, or trace the failure to make one. */
+static __always_inline struct sheaf *sheaf_prefilled(struct sheaf_cache *sc,
+						     unsigned int size,
+						     struct sheaf *sheaf)
+{
+	trace_sheaf_prefill(sc, size, sheaf);
+	if (sheaf) {
+		sheaf->state = SHEAF_PREFILLED;
+		sheaf_stat(sc, PREFILLED);
+	}
+	return sheaf;
+}
+
+/* Everything but a spare that is ready: misuse, refills, own sheaves. */
+static noinline struct sheaf *sheaf_prefill_slow(struct sheaf_cache *sc,
+						 gfp_t gfp, unsigned int size)
+{
+	bool private = sc->bypass || (gfp & __GFP_ACCOUNT);
+	struct sheaf *sheaf;
+
+	if (sheaf_misuse(sc, !size || sc->dead))
+		return NULL;
+
+	if (size > sc->capacity || private)
+		sheaf = sheaf_prefill_own(sc, gfp, size, private);
+	else
+		sheaf = sheaf_prefill_recycled(sc, gfp, size);
+	return sheaf_prefilled(sc, size, sheaf);
+}
+
+/* Whether a prefill of @size objects may be served by a recycled sheaf. */
+static __always_inline bool sheaf_prefill_recycles(struct sheaf_cache *sc,
+						   gfp_t gfp, unsigned int size)
+{
+	return size && size <= sc->capacity && !sc->bypass &&
+	       !(gfp & __GFP_ACCOUNT) && !READ_ONCE(sc->dead);
+}
+
+/* The CPU's spare, if it already holds @size objects. */
+static __always_inline struct sheaf *pcs_take_ready_spare(struct sheaf_cache *sc,
+							  unsigned int size)
+{
+	struct sheaf_pcpu *pcs = pcs_trylock(sc);
+	struct sheaf *sheaf;
+
+	if (unlikely(!pcs))
+		return NULL;
+	sheaf = pcs->spare;
+	if (likely(sheaf && sheaf->size >= size))
+		pcs->spare = NULL;
+	else
+		sheaf = NULL;
+	pcs_unlock(pcs);
+	return sheaf;
+}
+
 /**
  * sheaf_prefill() - get a sheaf holding at least @size objects
  * @sc: the sheaf cache
@@ -785,29 +841,30 @@ static struct sheaf *sheaf_prefill_recycled(struct sheaf_cache *sc, gfp_t gfp,
 struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,
 			    unsigned int size)
 {
-	bool private = sc->bypass || (gfp & __GFP_ACCOUNT);
 	struct sheaf *sheaf;
 
-	if (sheaf_misuse(sc, !size || sc->dead))
-		return NULL;
-
-	if (size > sc->capacity || private)
-		sheaf = sheaf_prefill_own(sc, gfp, size, private);
-	else
-		sheaf = sheaf_prefill_recycled(sc, gfp, size);
-	trace_sheaf_prefill(sc, size, sheaf);
-	if (!sheaf)
-		return NULL;
-	sheaf->state = SHEAF_PREFILLED;
-	sheaf_stat(sc, PREFILLED);
-	return sheaf;
+	/* The common case first, with nothing to refill: the ready spare. */
+	if (likely(sheaf_prefill_recycles(sc, gfp, size))) {
+		sheaf = pcs_take_ready_spare(sc, size);
+		if (likely(sheaf)) {
+			sheaf_stat(sc, SHEAF_PREFILL_FAST);
+			return sheaf_prefilled(sc, size, sheaf);
+		}
+	}
+	return sheaf_prefill_slow(sc, gfp, size);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_prefill, SHEAF_NS);
 
+/* Whether @sheaf is a prefilled sheaf of @sc, as the caller must pass. */
+static __always_inline bool sheaf_is_prefilled(struct sheaf_cache *sc,
+					       const struct sheaf *sheaf)
+{
+	return sheaf && sheaf->cache == sc && sheaf->state == SHEAF_PREFILLED;
+}
+
 static bool sheaf_misused(struct sheaf_cache *sc, const struct sheaf *sheaf)
 {
-	return sheaf_misuse(sc, !sheaf || sheaf->cache != sc ||
-				sheaf->state != SHEAF_PREFILLED);
+	return sheaf_misuse(sc, !sheaf_is_prefilled(sc, sheaf));
 }
 
 /**
@@ -884,6 +941,53 @@ int sheaf_refill(struct sheaf_cache *sc, gfp_t gfp, struct sheaf **sheafp,
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_refill, SHEAF_NS);
 
+/* Make @sheaf the CPU's spare if the slot is free. */
+static __always_inline bool pcs_put_spare(struct sheaf_cache *sc,
+					  struct sheaf *sheaf)
+{
+	struct sheaf_pcpu *pcs = pcs_trylock(sc);
+	bool kept = false;
+
+	if (unlikely(!pcs))
+		return false;
+	if (likely(!pcs->spare)) {
+		sheaf->state = SHEAF_CACHED;
+		pcs->spare = sheaf;
+		kept = true;
+	}
+	pcs_unlock(pcs);
+	return kept;
+}
+
+/* Everything but a free spare slot: misuse, the barn, the slab. */
+static noinline void sheaf_return_slow(struct sheaf_cache *sc, gfp_t gfp,
+				       struct sheaf *sheaf)
+{
+	struct sheaf_barn *barn;
+
+	if (sheaf_misused(sc, sheaf))
+		return;
+	sheaf->state = SHEAF_CACHED;
+
+	if (sheaf_recyclable(sc, sheaf)) {
+		/* Topped up, it saves a later prefill or refill the work. */
+		barn = sheaf_local_barn(sc);
+		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
+		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
+		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
+			sheaf_barn_put(sc, true);
+			sheaf_stat(sc, SHEAF_RETURN_SLOW);
+			trace_sheaf_return(sc, sc->capacity, SHEAF_TO_BARN);
+			goto out;
+		}
+	}
+	sheaf_stat(sc, SHEAF_RETURN_SLOW);
+	trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SLAB);
+	sheaf_flush_and_free(sc, sheaf);
+out:
+	sheaf_count_return(sc);
+}
+
 /**
  * sheaf_return() - give a prefilled sheaf back
  * @sc: the sheaf cache
@@ -900,40 +1004,20 @@ EXPORT_SYMBOL_NS_GPL(sheaf_refill, SHEAF_NS);
  */
 void sheaf_return(struct sheaf_cache *sc, gfp_t gfp, struct sheaf *sheaf)
 {
-	struct sheaf_barn *barn;
-	struct sheaf_pcpu *pcs;
+	unsigned int size;
 
-	if (sheaf_misused(sc, sheaf))
-		return;
-	sheaf->state = SHEAF_CACHED;
-
-	if (sheaf_recyclable(sc, sheaf)) {
-		pcs = pcs_trylock(sc);
-		if (pcs && !pcs->spare) {
-			pcs->spare = sheaf;
-			pcs_unlock(pcs);
+	/* The common case first: the sheaf becomes the CPU's spare. */
+	if (likely(sheaf_is_prefilled(sc, sheaf) &&
+		   sheaf_recyclable(sc, sheaf))) {
+		size = sheaf->size;	/* the sheaf is not ours once kept */
+		if (likely(pcs_put_spare(sc, sheaf))) {
 			sheaf_stat(sc, SHEAF_RETURN_FAST);
-			trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SPARE);
-			goto out;
-		}
-		if (pcs)
-			pcs_unlock(pcs);
-		/* Topped up, it saves a later prefill or refill the work. */
-		barn = sheaf_local_barn(sc);
-		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
-		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
-		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
-			sheaf_barn_put(sc, true);
-			sheaf_stat(sc, SHEAF_RETURN_SLOW);
-			trace_sheaf_return(sc, sheaf->capacity, SHEAF_TO_BARN);
-			goto out;
+			sheaf_stat(sc, RETURNED);
+			trace_sheaf_return(sc, size, SHEAF_TO_SPARE);
+			return;
 		}
 	}
-	sheaf_stat(sc, SHEAF_RETURN_SLOW);
-	trace_sheaf_return(sc, sheaf->size, SHEAF_TO_SLAB);
-	sheaf_flush_and_free(sc, sheaf);
-out:
-	sheaf_count_return(sc);
+	sheaf_return_slow(sc, gfp, sheaf);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_return, SHEAF_NS);
 
