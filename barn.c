@@ -27,7 +27,7 @@ struct sheaf_barn *barn_create(int node)
 	return barn;
 }
 
-/* The barn must be empty: see barn_take_all(). */
+/* The barn must be empty: see barn_take_excess(). */
 void barn_destroy(struct sheaf_barn *barn)
 {
 	WARN_ON_ONCE(barn->nr_full || barn->nr_empty);
@@ -191,23 +191,27 @@ bool barn_has_room_for_full(struct sheaf_barn *barn, unsigned int max)
 }
 
 /**
- * barn_take_all() - empty a barn
+ * barn_take_excess() - take the sheaves a barn holds beyond its limits
  * @barn: the node's barn
- * @full: list that receives the full sheaves
- * @empty: list that receives the empty sheaves
+ * @max_full: how many full sheaves may stay
+ * @max_empty: how many empty sheaves may stay
+ * @out: list that receives the others
+ *
+ * With limits of 0 the barn is emptied.  The lock is held for one list
+ * operation per sheaf taken, at most the old limits.
  *
  * Context: any context but NMI.
  */
-void barn_take_all(struct sheaf_barn *barn, struct list_head *full,
-		   struct list_head *empty)
+void barn_take_excess(struct sheaf_barn *barn, unsigned int max_full,
+		      unsigned int max_empty, struct list_head *out)
 {
 	unsigned long flags;
 
 	flags = barn_lock(barn);
-	list_splice_init(&barn->full, full);
-	list_splice_init(&barn->empty, empty);
-	barn->nr_full = 0;
-	barn->nr_empty = 0;
+	for (; barn->nr_full > max_full; barn->nr_full--)
+		list_move(barn->full.next, out);
+	for (; barn->nr_empty > max_empty; barn->nr_empty--)
+		list_move(barn->empty.next, out);
 	barn_unlock(barn, flags);
 }
 

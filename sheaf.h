@@ -15,6 +15,7 @@
 
 #include <linux/bits.h>
 #include <linux/gfp.h>
+#include <linux/limits.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/types.h>
@@ -26,6 +27,10 @@ struct sheaf;
 
 /* The largest sheaf capacity a cache may be given. */
 #define SHEAF_MAX_CAPACITY	1024U
+/* The largest limit of full or empty sheaves per barn. */
+#define SHEAF_MAX_BARN		1024U
+/* sheaf_cache_set_barn_limits(): leave this limit as it is. */
+#define SHEAF_BARN_KEEP		UINT_MAX
 
 /* sheaf_cache_args.flags: what the layer cannot read from a kmem_cache. */
 /* Objects have a constructor: the layer never zeroes them. */
@@ -71,6 +76,9 @@ struct sheaf_cache *sheaf_cache_create(const char *name, unsigned int size,
 void sheaf_cache_destroy(struct sheaf_cache *sc);
 struct kmem_cache *sheaf_cache_kmem_cache(const struct sheaf_cache *sc);
 unsigned int sheaf_cache_capacity(const struct sheaf_cache *sc);
+int sheaf_cache_set_capacity(struct sheaf_cache *sc, unsigned int capacity);
+int sheaf_cache_set_barn_limits(struct sheaf_cache *sc, unsigned int max_full,
+				unsigned int max_empty);
 
 void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp);
 void *sheaf_cache_alloc_node(struct sheaf_cache *sc, gfp_t gfp, int node);

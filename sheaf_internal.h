@@ -182,8 +182,8 @@ bool barn_put_full(struct sheaf_barn *barn, struct sheaf *sheaf,
 bool barn_put_empty(struct sheaf_barn *barn, struct sheaf *sheaf,
 		    unsigned int max);
 bool barn_has_room_for_full(struct sheaf_barn *barn, unsigned int max);
-void barn_take_all(struct sheaf_barn *barn, struct list_head *full,
-		   struct list_head *empty);
+void barn_take_excess(struct sheaf_barn *barn, unsigned int max_full,
+		      unsigned int max_empty, struct list_head *out);
 void barn_counts(struct sheaf_barn *barn, unsigned int *nr_full,
 		 unsigned int *nr_empty);
 

@@ -255,6 +255,9 @@ static int sheaf_fill(struct sheaf_cache *sc, struct sheaf *sheaf,
 	unsigned int want = sheaf->capacity - sheaf->size;
 	void **p = &sheaf->objects[sheaf->size];
 
+	if (WARN_ON_ONCE(min > sheaf->capacity))
+		return -EINVAL;
+
 	/*
 	 * Sheaves are caches: never hand them emergency reserves.  Parked
 	 * objects must read as zero when zero_on_free says so, also where the
@@ -302,7 +305,7 @@ static void sheaf_flush_and_free(struct sheaf_cache *sc, struct sheaf *sheaf)
 /* Oversize and private sheaves never stay; nothing stays once detached. */
 static bool sheaf_recyclable(struct sheaf_cache *sc, const struct sheaf *sheaf)
 {
-	return sheaf->capacity == sc->capacity && !sheaf->private &&
+	return sheaf->capacity == READ_ONCE(sc->capacity) && !sheaf->private &&
 	       !READ_ONCE(sc->dead);
 }
 
@@ -343,9 +346,9 @@ static void sheaf_stash(struct sheaf_cache *sc, struct sheaf *sheaf)
 	}
 
 	if (!sheaf->size)
-		kept = barn_put_empty(barn, sheaf, sc->barn_max_empty);
+		kept = barn_put_empty(barn, sheaf, READ_ONCE(sc->barn_max_empty));
 	else if (sheaf_is_full(sheaf))
-		kept = barn_put_full(barn, sheaf, sc->barn_max_full);
+		kept = barn_put_full(barn, sheaf, READ_ONCE(sc->barn_max_full));
 	else
 		kept = false;
 	sheaf_barn_put(sc, kept);
@@ -438,7 +441,7 @@ static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 	if (full)
 		sheaf_barn_got(sc, true);
 	else
-		full = sheaf_alloc_empty(sc, gfp, sc->capacity);
+		full = sheaf_alloc_empty(sc, gfp, READ_ONCE(sc->capacity));
 	if (full && sheaf_fill(sc, full, gfp, 1)) {
 		sheaf_stash(sc, full);
 		full = NULL;
@@ -588,7 +591,7 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
 	if (!empty) {
 		pcs_unlock(pcs);
 		empty = sheaf_alloc_empty(sc, GFP_NOWAIT | __GFP_NOWARN,
-					  sc->capacity);
+					  READ_ONCE(sc->capacity));
 		if (!empty)
 			return NULL;
 		pcs = pcs_trylock(sc);
@@ -613,7 +616,7 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
 		pcs->spare = full;
 		return pcs;
 	}
-	if (barn_put_full(barn, full, sc->barn_max_full)) {
+	if (barn_put_full(barn, full, READ_ONCE(sc->barn_max_full))) {
 		sheaf_barn_put(sc, true);
 		return pcs;
 	}
@@ -733,7 +736,7 @@ static struct sheaf *sheaf_prefill_own(struct sheaf_cache *sc, gfp_t gfp,
 		sheaf_free_empty(sc, sheaf);
 		return NULL;
 	}
-	if (size > sc->capacity)
+	if (size > READ_ONCE(sc->capacity))
 		sheaf_stat(sc, SHEAF_PREFILL_OVERSIZE);
 	return sheaf;
 }
@@ -744,8 +747,14 @@ static struct sheaf *sheaf_prefill_recycled(struct sheaf_cache *sc, gfp_t gfp,
 {
 	struct sheaf *sheaf = sheaf_take_for_prefill(sc);
 
+	/* One of an older, smaller capacity (see sheaf_cache_set_capacity()). */
+	if (sheaf && unlikely(sheaf->capacity < size)) {
+		sheaf_stash(sc, sheaf);
+		sheaf = NULL;
+	}
 	if (!sheaf) {
-		sheaf = sheaf_alloc_empty(sc, gfp, sc->capacity);
+		sheaf = sheaf_alloc_empty(sc, gfp,
+					  max(size, READ_ONCE(sc->capacity)));
 		if (!sheaf)
 			return NULL;
 	}
@@ -783,7 +792,7 @@ static noinline struct sheaf *sheaf_prefill_slow(struct sheaf_cache *sc,
 	if (sheaf_misuse(sc, !size || sc->dead))
 		return NULL;
 
-	if (size > sc->capacity || private)
+	if (size > READ_ONCE(sc->capacity) || private)
 		sheaf = sheaf_prefill_own(sc, gfp, size, private);
 	else
 		sheaf = sheaf_prefill_recycled(sc, gfp, size);
@@ -794,7 +803,7 @@ static noinline struct sheaf *sheaf_prefill_slow(struct sheaf_cache *sc,
 static __always_inline bool sheaf_prefill_recycles(struct sheaf_cache *sc,
 						   gfp_t gfp, unsigned int size)
 {
-	return size && size <= sc->capacity && !sc->bypass &&
+	return size && size <= READ_ONCE(sc->capacity) && !sc->bypass &&
 	       !(gfp & __GFP_ACCOUNT) && !READ_ONCE(sc->dead);
 }
 
@@ -963,6 +972,7 @@ static __always_inline bool pcs_put_spare(struct sheaf_cache *sc,
 static noinline void sheaf_return_slow(struct sheaf_cache *sc, gfp_t gfp,
 				       struct sheaf *sheaf)
 {
+	unsigned int capacity, max_full;
 	struct sheaf_barn *barn;
 
 	if (sheaf_misused(sc, sheaf))
@@ -972,12 +982,14 @@ static noinline void sheaf_return_slow(struct sheaf_cache *sc, gfp_t gfp,
 	if (sheaf_recyclable(sc, sheaf)) {
 		/* Topped up, it saves a later prefill or refill the work. */
 		barn = sheaf_local_barn(sc);
-		if (barn_has_room_for_full(barn, sc->barn_max_full) &&
-		    !sheaf_fill(sc, sheaf, gfp, sheaf->capacity) &&
-		    barn_put_full(barn, sheaf, sc->barn_max_full)) {
+		capacity = sheaf->capacity;	/* not ours once in the barn */
+		max_full = READ_ONCE(sc->barn_max_full);
+		if (barn_has_room_for_full(barn, max_full) &&
+		    !sheaf_fill(sc, sheaf, gfp, capacity) &&
+		    barn_put_full(barn, sheaf, max_full)) {
 			sheaf_barn_put(sc, true);
 			sheaf_stat(sc, SHEAF_RETURN_SLOW);
-			trace_sheaf_return(sc, sc->capacity, SHEAF_TO_BARN);
+			trace_sheaf_return(sc, capacity, SHEAF_TO_BARN);
 			goto out;
 		}
 	}
@@ -1050,21 +1062,28 @@ static void pcs_drain(struct sheaf_cache *sc, struct sheaf_pcpu *pcs)
 	}
 }
 
-/* Empty a barn; returns the number of objects given back to the slab. */
-static unsigned long barn_drain(struct sheaf_cache *sc, struct sheaf_barn *barn)
+/*
+ * Bring a barn down to the given limits (0, 0: empty it); returns the
+ * number of objects given back to the slab.
+ */
+static unsigned long barn_trim(struct sheaf_cache *sc, struct sheaf_barn *barn,
+			       unsigned int max_full, unsigned int max_empty)
 {
 	struct sheaf *sheaf, *next;
 	unsigned long objects = 0;
-	LIST_HEAD(full);
-	LIST_HEAD(empty);
+	LIST_HEAD(excess);
 
-	barn_take_all(barn, &full, &empty);
-	list_splice(&full, &empty);
-	list_for_each_entry_safe(sheaf, next, &empty, barn_list) {
+	barn_take_excess(barn, max_full, max_empty, &excess);
+	list_for_each_entry_safe(sheaf, next, &excess, barn_list) {
 		objects += sheaf->size;
 		sheaf_flush_and_free(sc, sheaf);
 	}
 	return objects;
+}
+
+static unsigned long barn_drain(struct sheaf_cache *sc, struct sheaf_barn *barn)
+{
+	return barn_trim(sc, barn, 0, 0);
 }
 
 static unsigned long sheaf_drain_barns(struct sheaf_cache *sc)
@@ -1112,12 +1131,52 @@ static void pcs_flush_local(struct sheaf_cache *sc)
 	}
 }
 
+/*
+ * After a capacity change, give the running CPU a main sheaf of the new
+ * capacity.  Without memory for one the old main keeps serving: sheaves
+ * of any capacity work, only prefill and the barn prefer the current one.
+ */
+static void pcs_renew_main(struct sheaf_cache *sc)
+{
+	unsigned int capacity = READ_ONCE(sc->capacity);
+	struct sheaf *fresh, *old = NULL;
+	struct sheaf_pcpu *pcs;
+	bool stale;
+
+	pcs = pcs_trylock(sc);
+	if (!pcs)
+		return;
+	stale = pcs->main->capacity != capacity;
+	pcs_unlock(pcs);
+	if (!stale)
+		return;
+
+	fresh = sheaf_alloc_empty(sc, GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN,
+				  capacity);
+	if (!fresh)
+		return;
+	pcs = pcs_trylock(sc);
+	if (pcs) {
+		if (pcs->main->capacity != capacity) {
+			old = pcs->main;
+			pcs->main = fresh;
+			fresh = NULL;
+		}
+		pcs_unlock(pcs);
+	}
+	if (fresh)
+		sheaf_free_empty(sc, fresh);
+	if (old)
+		sheaf_flush_and_free(sc, old);
+}
+
 static void sheaf_flush_work_fn(struct work_struct *work)
 {
 	struct sheaf_flush_work *fw =
 		container_of(work, struct sheaf_flush_work, work);
 
 	pcs_flush_local(fw->sc);
+	pcs_renew_main(fw->sc);
 }
 
 /*
@@ -1289,7 +1348,8 @@ static int sheaf_cache_check_args(const struct sheaf_cache_args *args)
 		return 0;
 	if (args->capacity > SHEAF_MAX_CAPACITY)
 		return -EINVAL;
-	if (args->barn_max_full > 1024 || args->barn_max_empty > 1024)
+	if (args->barn_max_full > SHEAF_MAX_BARN ||
+	    args->barn_max_empty > SHEAF_MAX_BARN)
 		return -EINVAL;
 	if (args->flags & ~(SHEAF_CACHE_CTOR | SHEAF_CACHE_TYPESAFE_BY_RCU |
 			    SHEAF_CACHE_ACCOUNT | SHEAF_CACHE_PASSTHROUGH |
@@ -1594,9 +1654,89 @@ EXPORT_SYMBOL_NS_GPL(sheaf_cache_kmem_cache, SHEAF_NS);
  */
 unsigned int sheaf_cache_capacity(const struct sheaf_cache *sc)
 {
-	return sc->capacity;
+	return READ_ONCE(sc->capacity);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_capacity, SHEAF_NS);
+
+/**
+ * sheaf_cache_set_capacity() - change the objects per sheaf of a cache in use
+ * @sc: the sheaf cache
+ * @capacity: 1 to %SHEAF_MAX_CAPACITY, or 0 for the default by object size
+ *
+ * Sheaves made from now on have the new capacity.  Every CPU's sheaves
+ * and the barns are flushed, and the CPUs' main sheaves replaced; a sheaf
+ * of the old capacity still somewhere (prefilled, or in flight between a
+ * CPU and a barn) keeps working and is freed rather than recycled when it
+ * next passes through a return or an exchange.  Allocations and frees may
+ * run concurrently throughout.
+ *
+ * Context: process context; sleeps.  Not under cpus_read_lock().
+ * Return: 0, or -EINVAL if @capacity is out of range or @sc is detached.
+ */
+int sheaf_cache_set_capacity(struct sheaf_cache *sc, unsigned int capacity)
+{
+	if (capacity > SHEAF_MAX_CAPACITY)
+		return -EINVAL;
+	if (!capacity)
+		capacity = sheaf_default_capacity(sc->object_size);
+
+	mutex_lock(&sheaf_caches_lock);
+	if (sheaf_misuse(sc, sc->dead)) {
+		mutex_unlock(&sheaf_caches_lock);
+		return -EINVAL;
+	}
+	WRITE_ONCE(sc->capacity, capacity);
+	mutex_unlock(&sheaf_caches_lock);
+	sheaf_cache_shrink(sc);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_set_capacity, SHEAF_NS);
+
+static bool sheaf_barn_limit_valid(unsigned int max)
+{
+	return max <= SHEAF_MAX_BARN || max == SHEAF_BARN_KEEP;
+}
+
+/**
+ * sheaf_cache_set_barn_limits() - change how many sheaves each barn keeps
+ * @sc: the sheaf cache
+ * @max_full: full sheaves per node, 0 to %SHEAF_MAX_BARN, or
+ *	%SHEAF_BARN_KEEP to leave the limit as it is
+ * @max_empty: empty sheaves per node, likewise
+ *
+ * Barns above the new limits are trimmed at once, their objects given
+ * back to the slab.  Limits of 0 keep nothing in the barns: sheaves then
+ * only live on the CPUs.
+ *
+ * Context: process context; sleeps.
+ * Return: 0, or -EINVAL if a limit is out of range or @sc is detached.
+ */
+int sheaf_cache_set_barn_limits(struct sheaf_cache *sc, unsigned int max_full,
+				unsigned int max_empty)
+{
+	int node;
+
+	if (!sheaf_barn_limit_valid(max_full) ||
+	    !sheaf_barn_limit_valid(max_empty))
+		return -EINVAL;
+
+	mutex_lock(&sheaf_caches_lock);
+	if (sheaf_misuse(sc, sc->dead)) {
+		mutex_unlock(&sheaf_caches_lock);
+		return -EINVAL;
+	}
+	if (max_full == SHEAF_BARN_KEEP)
+		max_full = sc->barn_max_full;
+	if (max_empty == SHEAF_BARN_KEEP)
+		max_empty = sc->barn_max_empty;
+	WRITE_ONCE(sc->barn_max_full, max_full);
+	WRITE_ONCE(sc->barn_max_empty, max_empty);
+	for_each_node(node)
+		barn_trim(sc, sc->barns[node], max_full, max_empty);
+	mutex_unlock(&sheaf_caches_lock);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_set_barn_limits, SHEAF_NS);
 
 /* ---- module ---------------------------------------------------------------- */
 

@@ -87,26 +87,71 @@ static struct kobj_attribute stats_attr = __ATTR_RO(stats);
 static ssize_t capacity_show(struct kobject *kobj,
 			     struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%u\n", to_sc(kobj)->capacity);
+	return sysfs_emit(buf, "%u\n", READ_ONCE(to_sc(kobj)->capacity));
 }
 
-static struct kobj_attribute capacity_attr = __ATTR_RO(capacity);
+/* Root only (0644): a new capacity, 0 for the default. */
+static ssize_t capacity_store(struct kobject *kobj, struct kobj_attribute *attr,
+			      const char *buf, size_t count)
+{
+	unsigned int capacity;
+	int err;
+
+	err = kstrtouint(buf, 0, &capacity);
+	if (!err)
+		err = sheaf_cache_set_capacity(to_sc(kobj), capacity);
+	return err ?: count;
+}
+
+static struct kobj_attribute capacity_attr = __ATTR_RW(capacity);
 
 static ssize_t barn_max_full_show(struct kobject *kobj,
 				  struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%u\n", to_sc(kobj)->barn_max_full);
+	return sysfs_emit(buf, "%u\n", READ_ONCE(to_sc(kobj)->barn_max_full));
 }
 
-static struct kobj_attribute barn_max_full_attr = __ATTR_RO(barn_max_full);
+static ssize_t barn_max_full_store(struct kobject *kobj,
+				   struct kobj_attribute *attr,
+				   const char *buf, size_t count)
+{
+	unsigned int max;
+	int err;
+
+	err = kstrtouint(buf, 0, &max);
+	if (!err && max > SHEAF_MAX_BARN)
+		err = -EINVAL;
+	if (!err)
+		err = sheaf_cache_set_barn_limits(to_sc(kobj), max,
+						  SHEAF_BARN_KEEP);
+	return err ?: count;
+}
+
+static struct kobj_attribute barn_max_full_attr = __ATTR_RW(barn_max_full);
 
 static ssize_t barn_max_empty_show(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%u\n", to_sc(kobj)->barn_max_empty);
+	return sysfs_emit(buf, "%u\n", READ_ONCE(to_sc(kobj)->barn_max_empty));
 }
 
-static struct kobj_attribute barn_max_empty_attr = __ATTR_RO(barn_max_empty);
+static ssize_t barn_max_empty_store(struct kobject *kobj,
+				    struct kobj_attribute *attr,
+				    const char *buf, size_t count)
+{
+	unsigned int max;
+	int err;
+
+	err = kstrtouint(buf, 0, &max);
+	if (!err && max > SHEAF_MAX_BARN)
+		err = -EINVAL;
+	if (!err)
+		err = sheaf_cache_set_barn_limits(to_sc(kobj), SHEAF_BARN_KEEP,
+						  max);
+	return err ?: count;
+}
+
+static struct kobj_attribute barn_max_empty_attr = __ATTR_RW(barn_max_empty);
 
 static ssize_t object_size_show(struct kobject *kobj,
 				struct kobj_attribute *attr, char *buf)

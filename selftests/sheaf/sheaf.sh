@@ -72,6 +72,26 @@ cycle_cpus() {
 	done
 }
 
+# Root's tuning while the caches are in use: every cache's capacity and
+# barn limits cycle through small, large and default values until killed.
+tune_caches() {
+	local d v n=0
+
+	while :; do
+		for v in 4 0 1 64 0; do
+			for d in /sys/kernel/sheaf/*/; do
+				[ -w "$d/capacity" ] || continue
+				echo "$v" > "$d/capacity" 2>/dev/null &&
+					echo "$v" > "$d/barn_max_full" 2>/dev/null &&
+					echo "$v" > "$d/barn_max_empty" 2>/dev/null &&
+					n=$((n + 1))
+			done
+			echo "$n" > /tmp/sheaf-tunings
+			sleep 0.3
+		done
+	done
+}
+
 # Memory pressure as the kernel applies it to slab caches: drop_caches runs
 # every shrinker until they free next to nothing.  Repeated until killed.
 press_memory() {
@@ -89,12 +109,14 @@ case_params() {
 }
 
 run_case() {
-	local name=$1 params result helper=
+	local name=$1 params result helper= tuner=
 
 	params=$(case_params "$name")
 	[ "$name" = passthrough_param ] && echo 1 > "$CORE_PARAMS/passthrough"
 	case $name in
-	stress*)	rm -f /tmp/sheaf-hotplug-cycles; cycle_cpus & helper=$! ;;
+	stress*)	rm -f /tmp/sheaf-hotplug-cycles /tmp/sheaf-tunings
+			cycle_cpus & helper=$!
+			tune_caches & tuner=$! ;;
 	shrinker*)	press_memory & helper=$! ;;
 	esac
 
@@ -108,6 +130,10 @@ run_case() {
 	fi
 	echo 0 > "$CORE_PARAMS/passthrough"
 
+	if [ -n "$tuner" ]; then
+		kill "$tuner"
+		wait "$tuner" 2>/dev/null
+	fi
 	if [ -n "$helper" ]; then
 		kill "$helper"
 		wait "$helper" 2>/dev/null
@@ -115,7 +141,10 @@ run_case() {
 			[ -w "$c/online" ] && echo 1 > "$c/online" 2>/dev/null
 		done
 		case $name in
-		stress*) echo "# cpu hotplug cycles: $(cat /tmp/sheaf-hotplug-cycles 2>/dev/null || echo 0)" ;;
+		stress*)
+			echo "# cpu hotplug cycles: $(cat /tmp/sheaf-hotplug-cycles 2>/dev/null || echo 0)"
+			echo "# caches retuned: $(cat /tmp/sheaf-tunings 2>/dev/null || echo 0)"
+			;;
 		esac
 	fi
 

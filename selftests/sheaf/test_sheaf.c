@@ -556,6 +556,91 @@ static void test_exchanges(void)
 	teardown(&f);
 }
 
+/*
+ * Capacity and barn limits change while the cache holds sheaves of the old
+ * capacity on a CPU, in the barn and prefilled by a caller.
+ */
+static void test_tune(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = 8, .barn_max_full = 4, .barn_max_empty = 4,
+	};
+	unsigned int cpu = cpumask_first(cpu_online_mask);
+	unsigned int nr_full, nr_empty, c;
+	unsigned long freed;
+	void *objs[64];
+	struct on_cpu oc = { .objs = objs, .n = 48 };
+	struct sheaf *old, *sheaf;
+	struct fixture f;
+
+	if (setup_full(&f, "t_tune", &args, NULL))
+		return;
+	oc.sc = f.sc;
+	/* 48 frees on one CPU: main, spare and full sheaves in the barn. */
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	barn_of(f.sc, cpu, &nr_full, &nr_empty);
+	CHECK(nr_full >= 3);
+	old = sheaf_prefill(f.sc, GFP_KERNEL, 8);
+	if (!CHECK(old))
+		goto out;
+
+	/* Lower barn limits trim the barn at once. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, 1, SHEAF_BARN_KEEP), 0);
+	barn_of(f.sc, cpu, &nr_full, &nr_empty);
+	CHECK_EQ(nr_full, 1);
+	CHECK_EQ(f.sc->barn_max_empty, 4);
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, SHEAF_MAX_BARN + 1, 0),
+		 -EINVAL);
+	CHECK_EQ(f.sc->barn_max_full, 1);
+
+	/*
+	 * A larger capacity: every CPU's main is replaced, nothing cached but
+	 * the prefilled sheaf's objects.
+	 */
+	CHECK_EQ(sheaf_cache_set_capacity(f.sc, 24), 0);
+	CHECK_EQ(sheaf_cache_capacity(f.sc), 24);
+	for_each_online_cpu(c)
+		CHECK_EQ(pcs_of(f.sc, c)->main->capacity, 24);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), sheaf_size(old));
+
+	/* The old prefilled sheaf still serves, and is freed on return. */
+	objs[0] = sheaf_alloc(f.sc, GFP_KERNEL, old);
+	CHECK(objs[0]);
+	freed = stat(f.sc, SHEAF_FREE);
+	sheaf_return(f.sc, GFP_KERNEL, old);
+	CHECK_EQ(stat(f.sc, SHEAF_FREE), freed + 1);
+	sheaf_cache_free(f.sc, objs[0]);
+
+	/* Prefills get sheaves of the new capacity, up to it. */
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 24);
+	if (CHECK(sheaf)) {
+		CHECK_EQ(sheaf->capacity, 24);
+		CHECK_EQ(sheaf_size(sheaf), 24);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	}
+	CHECK_EQ(stat(f.sc, SHEAF_PREFILL_OVERSIZE), 0);
+
+	/* Smaller again: a kept sheaf of 24 never serves as one of 4. */
+	CHECK_EQ(sheaf_cache_set_capacity(f.sc, 4), 0);
+	sheaf = sheaf_prefill(f.sc, GFP_KERNEL, 4);
+	if (CHECK(sheaf)) {
+		CHECK_EQ(sheaf->capacity, 4);
+		sheaf_return(f.sc, GFP_KERNEL, sheaf);
+	}
+	oc.n = 20;
+	CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
+	CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+	CHECK_EQ(pcs_of(f.sc, cpu)->main->capacity, 4);
+
+	CHECK_EQ(sheaf_cache_set_capacity(f.sc, SHEAF_MAX_CAPACITY + 1), -EINVAL);
+	CHECK_EQ(sheaf_cache_capacity(f.sc), 4);
+	CHECK_EQ(sheaf_cache_set_capacity(f.sc, 0), 0);
+	CHECK(sheaf_cache_capacity(f.sc) > 4);
+out:
+	teardown(&f);
+}
+
 /* Objects freed on another CPU than they were allocated on. */
 static void test_cross_cpu_free(void)
 {
@@ -1225,6 +1310,7 @@ static const struct test_case test_cases[] = {
 	{ "gfp_zero", test_gfp_zero },
 	{ "init_on_alloc", test_init_on_alloc },
 	{ "exchanges", test_exchanges },
+	{ "tune", test_tune },
 	{ "cross_cpu_free", test_cross_cpu_free },
 	{ "nested_context", test_nested_context },
 	{ "irq_context", test_irq_context },
