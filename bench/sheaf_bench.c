@@ -18,6 +18,8 @@
  *	percpu   alloc+free pair, and batches in order and shuffled
  *	scale    the pair on 1, 2 and 4 CPUs at once; throughput per CPU
  *	pc       producer/consumer on two CPUs: objects through the barns
+ *	tune     the producer/consumer pair at several capacities, set at
+ *		 runtime with sheaf_cache_set_capacity()
  *	memory   objects held by each sheafmod cache: peak, after shrink, bound
  *
  * The module stays loaded until removed.  An allocation that should not
@@ -59,7 +61,7 @@ static unsigned int scale_ops = 200000;
 module_param(scale_ops, uint, 0444);
 MODULE_PARM_DESC(scale_ops, "alloc+free pairs per CPU in the scale and pc parts");
 
-static char *parts = "prefill,percpu,scale,pc,memory";
+static char *parts = "prefill,percpu,scale,pc,tune,memory";
 module_param(parts, charp, 0444);
 MODULE_PARM_DESC(parts, "comma-separated parts to run");
 
@@ -784,6 +786,17 @@ static int (*const pc_fns[2])(void *) = { producer_fn, consumer_fn };
  * would bypass the sheaves): the consumer's sheaves fill up and go to the
  * barn, the producer's run empty and take them from it.
  */
+static bool pc_cpus(const char *part, unsigned int cpus[2])
+{
+	cpus[0] = cpumask_first(cpumask_of_node(0));
+	cpus[1] = cpumask_next(cpus[0], cpumask_of_node(0));
+	if (cpus[1] >= nr_cpu_ids || !cpu_online(cpus[1])) {
+		pr_info("%s: node 0 has fewer than two CPUs: skipped\n", part);
+		return false;
+	}
+	return true;
+}
+
 static void run_pc(struct sheaf_cache *sc)
 {
 	struct { const char *name; struct kmem_cache *s; bool on; } impls[] = {
@@ -796,12 +809,8 @@ static void run_pc(struct sheaf_cache *sc)
 	unsigned long c0, g0, p0;
 
 	b.sc = sc;
-	cpus[0] = cpumask_first(cpumask_of_node(0));
-	cpus[1] = cpumask_next(cpus[0], cpumask_of_node(0));
-	if (cpus[1] >= nr_cpu_ids || !cpu_online(cpus[1])) {
-		pr_info("pc: node 0 has fewer than two CPUs: skipped\n");
+	if (!pc_cpus("pc", cpus))
 		return;
-	}
 	for (r = 0; r < reps; r++) {
 		for (i = 0; i < ARRAY_SIZE(impls); i++) {
 			if (!impls[i].on)
@@ -834,6 +843,51 @@ static void run_pc(struct sheaf_cache *sc)
 	     cont, reps);
 	emit("pc", "ring", "sheafmod", RING_SIZE, 0, 2, "barn-get", get, reps);
 	emit("pc", "ring", "sheafmod", RING_SIZE, 0, 2, "barn-put", put, reps);
+}
+
+/*
+ * The producer/consumer pair with the cache retuned between runs: small
+ * sheaves mean more barn traffic per object, large ones fewer exchanges.
+ */
+static void run_tune(struct sheaf_cache *sc)
+{
+	static const unsigned int caps[] = { 8, 32, 128 };
+	static s64 v[ARRAY_SIZE(caps)][MAX_REPS];
+	static s64 cont[ARRAY_SIZE(caps)][MAX_REPS];
+	unsigned int cpus[2], i, r;
+	unsigned long c0;
+
+	b.sc = sc;
+	if (!pc_cpus("tune", cpus))
+		return;
+	team.s = NULL;
+	for (r = 0; r < reps; r++) {
+		for (i = 0; i < ARRAY_SIZE(caps); i++) {
+			if (sheaf_cache_set_capacity(sc, caps[i])) {
+				b.failures++;
+				return;
+			}
+			team.head = 0;
+			team.tail = 0;
+			c0 = barns_contended(sc);
+			if (team_run(&team, pc_fns, cpus, 2)) {
+				b.failures++;
+				return;
+			}
+			v[i][r] = div_u64(max(team.w[0].ns, team.w[1].ns) * 100,
+					  scale_ops);
+			cont[i][r] = (barns_contended(sc) - c0) * 100;
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(caps); i++) {
+		emit("tune", "ring", "sheafmod", caps[i], 0, 2, "ns/obj", v[i],
+		     reps);
+		emit("tune", "ring", "sheafmod", caps[i], 0, 2,
+		     "barn-contended", cont[i], reps);
+	}
+	/* The memory part measures against the bound of the usual capacity. */
+	if (sheaf_cache_set_capacity(sc, CAPACITY))
+		b.failures++;
 }
 
 /* ---- memory held ----------------------------------------------------------- */
@@ -963,6 +1017,8 @@ static int bench_main(void *arg)
 		ret = run_part("scale", "sheaf_bench_scale", run_scale);
 	if (!ret)
 		ret = run_part("pc", "sheaf_bench_pc", run_pc);
+	if (!ret)
+		ret = run_part("tune", "sheaf_bench_tune", run_tune);
 	if (!ret && part_on("memory"))
 		report_held();
 	run->ret = ret;

@@ -39,7 +39,7 @@ FAILURES=0
 parts_of() {
 	case $1 in
 	icount) echo prefill,percpu,memory ;;
-	mttcg) echo prefill,percpu,scale,pc,memory ;;
+	mttcg) echo prefill,percpu,scale,pc,tune,memory ;;
 	esac
 }
 
@@ -218,9 +218,29 @@ plot() {
 	rm -f "$data"
 }
 
+# The tune part: producer/consumer cost and barn contention per capacity.
+print_tune() {
+	grep -q '^[^,]*,mttcg,[^,]*,tune,' "$OUT/results.csv" || return 0
+	printf '\n=== producer/consumer by capacity (set at runtime; mttcg, median)\n'
+	printf '%-8s %8s %10s %15s\n' kernel capacity ns/object "barn contended"
+	awk -F, '$2 == "mttcg" && $4 == "tune" {
+		key = $1 "," $7
+		if ($10 == "ns/obj") ns[key] = $11
+		else cont[key] = $11
+		if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+	}
+	END {
+		for (i = 1; i <= n; i++) {
+			split(order[i], f, ",")
+			printf "%-8s %8s %10.0f %15.0f\n", f[1], f[2], ns[order[i]], cont[order[i]]
+		}
+	}' "$OUT/results.csv"
+}
+
 report() {
 	headline
 	print_table
+	print_tune
 	plot
 	echo "plot: $OUT/headline.png"
 }
