@@ -846,7 +846,7 @@ static void run_pc(struct sheaf_cache *sc)
 }
 
 /*
- * The producer/consumer pair with the cache retuned between runs: small
+ * The producer/consumer pair with the capacity changed between runs: small
  * sheaves mean more barn traffic per object, large ones fewer exchanges.
  */
 static void run_tune(struct sheaf_cache *sc)
