@@ -24,6 +24,8 @@
 #include <linux/string.h>
 
 #include "sheaf_upstream.h"
+/* For upstream_attach only: a layer attached with sheafmod's own API. */
+#include "sheaf.h"
 
 static char *run;
 module_param(run, charp, 0444);
@@ -385,6 +387,62 @@ out:
 }
 
 /*
+ * A layer attached with sheafmod's own API serves the upstream names from
+ * the next prefill on, and no longer once detached; a sheaf prefilled
+ * before the attach still goes back to the slab.
+ */
+static void test_attach(void)
+{
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	struct slab_sheaf *before, *after;
+	struct sheaf_cache *sc;
+	struct kmem_cache *s;
+	void *a = NULL, *b = NULL;
+
+	if (!SERVED_BY_SHEAFMOD) {
+		mark_skipped("the slab's own sheaves serve here");
+		return;
+	}
+	s = bare_cache("t_up_attach");
+	if (!s)
+		return;
+	before = kmem_cache_prefill_sheaf(s, GFP_KERNEL, 2);
+	if (!CHECK(before))
+		goto out;
+	CHECK_EQ(kmem_cache_sheaf_size(before), 2);
+
+	sc = sheaf_cache_attach(s, "t_up_attach", &args);
+	if (!CHECK(!IS_ERR(sc))) {
+		kmem_cache_return_sheaf(s, GFP_KERNEL, before);
+		goto out;
+	}
+	after = kmem_cache_prefill_sheaf(s, GFP_KERNEL, 2);
+	if (CHECK(after)) {
+		/* The layer's: refilled to its capacity. */
+		CHECK_EQ(kmem_cache_sheaf_size(after), CAPACITY);
+		b = kmem_cache_alloc_from_sheaf(s, 0, after);
+		CHECK(b);
+		kmem_cache_return_sheaf(s, GFP_KERNEL, after);
+	}
+	a = kmem_cache_alloc_from_sheaf(s, 0, before);
+	CHECK(a);
+	CHECK_EQ(kmem_cache_sheaf_size(before), 1);
+	kmem_cache_return_sheaf(s, GFP_KERNEL, before);
+	sheaf_cache_detach(sc);
+
+	/* Without the layer again: exactly what is asked. */
+	before = kmem_cache_prefill_sheaf(s, GFP_KERNEL, 3);
+	if (CHECK(before)) {
+		CHECK_EQ(kmem_cache_sheaf_size(before), 3);
+		kmem_cache_return_sheaf(s, GFP_KERNEL, before);
+	}
+	kmem_cache_free(s, a);
+	kmem_cache_free(s, b);
+out:
+	kmem_cache_destroy(s);
+}
+
+/*
  * One prefill, allocation and return on a cache kept until the module is
  * unloaded: sheaf.sh then looks at who served them (the layer's statistics
  * under /sys/kernel/sheaf/t_up_route, and the module's dependencies).
@@ -418,6 +476,7 @@ static const struct test_case test_cases[] = {
 	{ "upstream_unattached", test_unattached },
 	{ "upstream_failure", test_failure },
 	{ "upstream_misuse", test_misuse },
+	{ "upstream_attach", test_attach },
 	{ "upstream_routing", test_routing },
 };
 
