@@ -119,13 +119,26 @@ static inline void sheaf_shrinker_unregister(struct shrinker *shrinker)
 
 /*
  * The slab's own per-CPU sheaves (kmem_cache_args.sheaf_capacity and the
- * prefill API, the latter not exported) since 6.18.  Only the benchmark
+ * prefill API, the latter not exported) since 6.18.  The benchmark
  * compares against them.
  */
 #if KERNEL_VERSION(6, 18, 0) <= LINUX_VERSION_CODE
 #define SHEAF_KERNEL_HAS_SHEAVES 1
 #else
 #define SHEAF_KERNEL_HAS_SHEAVES 0
+#endif
+
+/*
+ * Whether the code being compiled may call the slab's prefill API
+ * (kmem_cache_prefill_sheaf() and the rest): built-in code of a kernel
+ * that has it.  No kernel up to 7.2 exports it to modules, so modules get
+ * sheafmod's implementation (sheaf_upstream.h); a kernel that exports it
+ * makes this a version test.
+ */
+#if SHEAF_KERNEL_HAS_SHEAVES && !defined(MODULE)
+#define SHEAF_NATIVE_PREFILL_API 1
+#else
+#define SHEAF_NATIVE_PREFILL_API 0
 #endif
 
 #endif /* _SHEAF_COMPAT_H */

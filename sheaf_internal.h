@@ -20,10 +20,15 @@
 #define SHEAF_POISON		0x6c	/* not the slab's 0x6b */
 #define SHEAF_NAME_LEN		64
 
-/* Where a sheaf is: the layer's own, or handed out by sheaf_prefill(). */
+/*
+ * Where a sheaf is: the layer's own, handed out by sheaf_prefill(), or
+ * handed out by the upstream-named API for a kmem_cache without a layer
+ * (upstream.c; no sheaf cache, @cache is NULL).
+ */
 enum sheaf_state {
 	SHEAF_CACHED = 0x5348,		/* per-CPU main/spare or in a barn */
 	SHEAF_PREFILLED = 0x5350,	/* owned by a sheaf_prefill() caller */
+	SHEAF_STANDALONE = 0x5353,	/* a bare kmem_cache's, see above */
 };
 
 struct sheaf {
@@ -127,6 +132,7 @@ struct sheaf_cache {
 	atomic_t dead_out;	/* once dead: prefilled sheaves still out */
 	atomic_t fail_allocs;	/* fault injection: fail this many */
 	struct hlist_node cpuhp_node;
+	struct hlist_node slab_node;	/* upstream.c: found by @s */
 	struct list_head list;		/* all sheaf caches */
 	struct kobject kobj;		/* /sys/kernel/sheaf/<name> */
 	struct work_struct release_work;
@@ -186,6 +192,10 @@ void barn_take_excess(struct sheaf_barn *barn, unsigned int max_full,
 		      unsigned int max_empty, struct list_head *out);
 void barn_counts(struct sheaf_barn *barn, unsigned int *nr_full,
 		 unsigned int *nr_empty);
+
+/* upstream.c: the layers the upstream-named API finds by kmem_cache */
+void sheaf_upstream_register(struct sheaf_cache *sc);
+void sheaf_upstream_unregister(struct sheaf_cache *sc);
 
 /* stats.c: sysfs */
 int sheaf_sysfs_init(void);

@@ -1490,6 +1490,7 @@ static struct sheaf_cache *sheaf_cache_new(struct kmem_cache *s,
 		sheaf_sysfs_del(sc);
 		goto fail;
 	}
+	sheaf_upstream_register(sc);
 	return sc;
 fail:
 	sc->owns_cache = false;	/* the caller destroys its own cache */
@@ -1508,7 +1509,8 @@ fail:
  *
  * Objects already allocated from @s may be freed through the sheaf cache
  * and objects of the sheaf cache may be freed with kmem_cache_free() on
- * @s: both ends always stay valid slab objects.
+ * @s: both ends always stay valid slab objects.  The upstream-named
+ * prefill API (sheaf_upstream.h) finds the layer from @s.
  *
  * Context: process context; sleeps.
  * Return: the sheaf cache, or ERR_PTR(-EINVAL) for a bad @s, @name or
@@ -1544,6 +1546,8 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 		return;
 	if (sheaf_misuse(sc, sc->dead))
 		return;
+	/* New upstream-named prefills of sc->s no longer find the layer. */
+	sheaf_upstream_unregister(sc);
 	cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state, &sc->cpuhp_node);
 	sheaf_sysfs_del(sc);
 	/* Under the lock: the shrinker queues no flush for a dead cache. */
@@ -1789,6 +1793,7 @@ static void __exit sheafmod_exit(void)
 			sc->dead ? "prefilled sheaves never returned" :
 				   "never detached");
 		if (!sc->dead) {
+			sheaf_upstream_unregister(sc);
 			cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state,
 							    &sc->cpuhp_node);
 			sheaf_sysfs_del(sc);

@@ -5,10 +5,11 @@
 #	include /usr/src/sheafmod-<version>/sheafmod.mk
 #	obj-m += my_module.o
 #
-# It adds sheafmod's headers (sheaf.h, sheaf_compat.h) to the include path
-# and points KBUILD_EXTRA_SYMBOLS at the Module.symvers DKMS keeps beside
-# sheafmod.ko for the kernel being built for.  The module itself declares
-# MODULE_IMPORT_NS(SHEAF_NS).
+# It adds sheafmod's headers (sheaf.h, sheaf_upstream.h, sheaf_compat.h)
+# to the include path and points KBUILD_EXTRA_SYMBOLS at the Module.symvers
+# DKMS keeps beside sheafmod.ko for the kernel being built for.  A module
+# using sheaf.h declares MODULE_IMPORT_NS(SHEAF_NS); sheaf_upstream.h does
+# that itself.
 #
 #   SHEAF_DKMS_TREE  DKMS's tree (default /var/lib/dkms, dkms --dkmstree)
 #   SHEAF_ARCH       DKMS's architecture name (default: uname -m)

@@ -4,7 +4,7 @@
 # Usage: scripts/apidoc.sh [--check]
 #
 # Writes docs/api.rst, the API reference, from the kernel-doc comments of
-# sheaf.h and of the functions sheafmod.c exports.  With --check, fails if
+# sheaf.h and of the functions sheafmod.c and upstream.c export.  With --check, fails if
 # the committed file differs from what the sources say (make lint runs it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +35,19 @@ Functions (``sheafmod.c``, exported in namespace ``SHEAF``)
 
 MID
 	"$kdoc" -rst -sphinx-version 3.4.3 -export "$SHEAF_TOP/sheafmod.c"
+	cat <<'UPSTREAM'
+
+Upstream-named API (``sheaf_upstream.h``; ``upstream.c``, namespace ``SHEAF``)
+==============================================================================
+
+``sheaf_upstream.h`` maps ``kmem_cache_prefill_sheaf()``,
+``kmem_cache_alloc_from_sheaf()``, ``kmem_cache_refill_sheaf()``,
+``kmem_cache_return_sheaf()`` and ``kmem_cache_sheaf_size()`` to these
+functions wherever the calling code cannot reach the slab's own (every module,
+and built-in code before 6.18), and to the slab's own elsewhere.
+
+UPSTREAM
+	"$kdoc" -rst -sphinx-version 3.4.3 -export "$SHEAF_TOP/upstream.c"
 }
 
 main() {

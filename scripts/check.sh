@@ -7,13 +7,15 @@
 # the host tests of tools/sheafinfo (scripts/sheafinfo-test.sh) and the
 # Debian package build with lintian (scripts/deb.sh), then for each kernel
 # K (default: scripts/kernels.sh list) fetches it, builds the modules
-# (scripts/kbuild.sh), makes an initramfs (scripts/initramfs.sh) and runs
-# the kselftest collection in QEMU (scripts/vm.sh); then the DKMS round
-# trip and consumer build (scripts/dkms-check.sh K) and a VM that loads
-# the DKMS-installed module with depmod and modprobe (vm.sh --mode dkms).
-# Logs of kernel K go to out/logs/K/: fetch.log, build.log, initramfs.log,
-# vm.log (what vm.sh printed), console.log (the guest's kernel log),
-# result.txt (its KTAP), summary; those of its DKMS steps to
+# (scripts/kbuild.sh), checks who serves the upstream-named API in what was
+# built (scripts/upstream-check.sh), makes an initramfs
+# (scripts/initramfs.sh) and runs the kselftest collection in QEMU
+# (scripts/vm.sh); then the DKMS round trip and consumer build
+# (scripts/dkms-check.sh K) and a VM that loads the DKMS-installed module
+# with depmod and modprobe (vm.sh --mode dkms).
+# Logs of kernel K go to out/logs/K/: fetch.log, build.log, upstream.log,
+# initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
+# kernel log), result.txt (its KTAP), summary; those of its DKMS steps to
 # out/logs/K/dkms/.  Host steps log to out/logs/{lint,sheafinfo,deb}.log.
 #
 # Ends with a table per kernel and a last line "N passed, N failed,
@@ -137,6 +139,9 @@ run_kernel() {
 		step_failed "$k" BUILD "$dir/build.log"
 		return 0
 	fi
+	echo "$k: upstream-named API"
+	"$SHEAF_TOP/scripts/upstream-check.sh" "$k" "$moddir" >"$dir/upstream.log" 2>&1 ||
+		{ step_failed "$k" UPSTREAM "$dir/upstream.log"; return 0; }
 	echo "$k: initramfs"
 	"$SHEAF_TOP/scripts/initramfs.sh" "$k" "$moddir" "$dir/initramfs.cpio" \
 		>"$dir/initramfs.log" 2>&1 ||

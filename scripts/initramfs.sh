@@ -63,7 +63,8 @@ install_kselftest() {
 	make -s -C "$tree/tools/testing/selftests" TARGETS=sheaf \
 		KSFT_INSTALL_PATH="$dest" SHEAF_KO_DIR="$moddir" install >&2
 	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh \
-		sheaf/settings sheaf/sheafmod.ko sheaf/test_sheaf.ko; do
+		sheaf/settings sheaf/sheafmod.ko sheaf/test_sheaf.ko \
+		sheaf/test_sheaf_upstream.ko; do
 		[[ -e $dest/$f ]] || die "kselftest install lacks $f"
 	done
 	grep -qx 'sheaf:sheaf.sh' "$dest/kselftest-list.txt" ||

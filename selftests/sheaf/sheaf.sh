@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# kselftest for sheafmod.  Each case of the companion module test_sheaf.ko
-# runs in its own load: the module's init runs the case, fails the load when
-# the case fails, and reports "pass" or "skip: why" in its "result"
-# parameter.  Output is KTAP.
+# kselftest for sheafmod.  Each case of the companion modules test_sheaf.ko
+# (the layer's own API, white box) and test_sheaf_upstream.ko (a consumer
+# written with the slab's upstream names, sheaf_upstream.h) runs in its own
+# load: the module's init runs the case, fails the load when the case
+# fails, and reports "pass" or "skip: why" in its "result" parameter.
+# Output is KTAP.
 #
 # The modules are taken from this script's directory when present (the test
 # bed installs them there), else from the installed modules (modprobe).
@@ -17,6 +19,7 @@ KSFT_SKIP=4
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 PARAMS=/sys/module/test_sheaf/parameters
+UPSTREAM_PARAMS=/sys/module/test_sheaf_upstream/parameters
 CORE_PARAMS=/sys/module/sheafmod/parameters
 STRESS_SECONDS=${SHEAF_STRESS_SECONDS:-8}
 
@@ -108,8 +111,38 @@ case_params() {
 	esac
 }
 
-run_case() {
-	local name=$1 params result helper= tuner=
+# Who served upstream_routing's prefill, allocation and return, while its
+# cache still exists: sheafmod (its layer counted one of each, and the
+# module depends on sheafmod) or the slab itself (no layer, no dependency).
+# Sets result to "pass" or to what is wrong.
+check_routing() {
+	local mode dir=/sys/kernel/sheaf/t_up_route f n
+	local holder=/sys/module/sheafmod/holders/test_sheaf_upstream
+
+	mode=$(cat "$UPSTREAM_PARAMS/mode")
+	echo "# upstream_routing: served by $mode"
+	case $mode in
+	sheafmod)
+		[ -d "$dir" ] || { result="served by sheafmod, but there is no $dir"; return; }
+		[ -e "$holder" ] || { result="served by sheafmod, but does not depend on it"; return; }
+		for f in prefilled alloc_from_sheaf returned; do
+			read -r n _ <"$dir/$f"
+			echo "# upstream_routing: $f $n"
+			[ "$n" = 1 ] || { result="served by sheafmod, but $f is $n, not 1"; return; }
+		done
+		;;
+	native)
+		[ ! -d "$dir" ] || { result="served natively, but sheafmod has $dir"; return; }
+		[ ! -e "$holder" ] || { result="served natively, but depends on sheafmod"; return; }
+		;;
+	*)
+		result="unknown mode '$mode'"
+		;;
+	esac
+}
+
+run_case() {	# run_case MODULE NAME
+	local mod=$1 name=$2 params result helper= tuner=
 
 	params=$(case_params "$name")
 	[ "$name" = passthrough_param ] && echo 1 > "$CORE_PARAMS/passthrough"
@@ -121,10 +154,13 @@ run_case() {
 	esac
 
 	# shellcheck disable=SC2086 # params is a word list
-	if load test_sheaf "run=$name" $params; then
-		result=$(cat "$PARAMS/result")
+	if load "$mod" "run=$name" $params; then
+		result=$(cat "/sys/module/$mod/parameters/result")
+		if [ "$name" = upstream_routing ] && [ "$result" = pass ]; then
+			check_routing
+		fi
 		# A case that leaves the module pinned has failed.
-		rmmod test_sheaf || result="test_sheaf cannot be unloaded"
+		rmmod "$mod" || result="$mod cannot be unloaded"
 	else
 		result="load failed"
 	fi
@@ -191,7 +227,7 @@ check_tracepoints() {
 }
 
 main() {
-	local cases passthrough
+	local cases upstream_cases upstream_ok=1 passthrough nr_upstream
 
 	echo "KTAP version 1"
 	if [ "$(id -u)" -ne 0 ]; then
@@ -218,13 +254,31 @@ main() {
 	fi
 	cases=$(cat "$PARAMS/cases")
 	rmmod test_sheaf
+	# With sheafmod loaded, the upstream-named consumer must load too.
+	if load test_sheaf_upstream; then
+		upstream_cases=$(cat "$UPSTREAM_PARAMS/cases")
+		rmmod test_sheaf_upstream
+	else
+		upstream_ok=0
+		upstream_cases=test_sheaf_upstream
+	fi
 
+	# shellcheck disable=SC2086 # word lists
+	nr_upstream=$(set -- $upstream_cases; echo $#)
 	# shellcheck disable=SC2086 # cases is a word list
 	set -- $cases
-	echo "1..$(($# + 1 + loaded_core))"
+	echo "1..$(($# + nr_upstream + 1 + loaded_core))"
 	for name in "$@"; do
-		run_case "$name"
+		run_case test_sheaf "$name"
 	done
+	if [ $upstream_ok -eq 1 ]; then
+		for name in $upstream_cases; do
+			run_case test_sheaf_upstream "$name"
+		done
+	else
+		echo "# test_sheaf_upstream cannot be loaded"
+		ktap_result not-ok test_sheaf_upstream
+	fi
 	check_tracepoints
 	echo "$passthrough" > "$CORE_PARAMS/passthrough"
 
