@@ -105,6 +105,23 @@ static ssize_t capacity_store(struct kobject *kobj, struct kobj_attribute *attr,
 
 static struct kobj_attribute capacity_attr = __ATTR_RW(capacity);
 
+/* Root only (0644): one barn limit, the other kept. */
+static ssize_t barn_limit_store(struct kobject *kobj, const char *buf,
+				size_t count, bool full)
+{
+	unsigned int max;
+	int err;
+
+	err = kstrtouint(buf, 0, &max);
+	if (!err && max > SHEAF_MAX_BARN)
+		err = -EINVAL;
+	if (!err)
+		err = sheaf_cache_set_barn_limits(to_sc(kobj),
+						  full ? max : SHEAF_BARN_KEEP,
+						  full ? SHEAF_BARN_KEEP : max);
+	return err ?: count;
+}
+
 static ssize_t barn_max_full_show(struct kobject *kobj,
 				  struct kobj_attribute *attr, char *buf)
 {
@@ -115,16 +132,7 @@ static ssize_t barn_max_full_store(struct kobject *kobj,
 				   struct kobj_attribute *attr,
 				   const char *buf, size_t count)
 {
-	unsigned int max;
-	int err;
-
-	err = kstrtouint(buf, 0, &max);
-	if (!err && max > SHEAF_MAX_BARN)
-		err = -EINVAL;
-	if (!err)
-		err = sheaf_cache_set_barn_limits(to_sc(kobj), max,
-						  SHEAF_BARN_KEEP);
-	return err ?: count;
+	return barn_limit_store(kobj, buf, count, true);
 }
 
 static struct kobj_attribute barn_max_full_attr = __ATTR_RW(barn_max_full);
@@ -139,16 +147,7 @@ static ssize_t barn_max_empty_store(struct kobject *kobj,
 				    struct kobj_attribute *attr,
 				    const char *buf, size_t count)
 {
-	unsigned int max;
-	int err;
-
-	err = kstrtouint(buf, 0, &max);
-	if (!err && max > SHEAF_MAX_BARN)
-		err = -EINVAL;
-	if (!err)
-		err = sheaf_cache_set_barn_limits(to_sc(kobj), SHEAF_BARN_KEEP,
-						  max);
-	return err ?: count;
+	return barn_limit_store(kobj, buf, count, false);
 }
 
 static struct kobj_attribute barn_max_empty_attr = __ATTR_RW(barn_max_empty);

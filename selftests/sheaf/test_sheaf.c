@@ -32,61 +32,16 @@
 #include "sheaf_compat.h"
 #include "sheaf.h"
 #include "sheaf_internal.h"
+#include "sheaf_test.h"
 
 MODULE_IMPORT_NS(SHEAF_NS);
-
-static char *run;
-module_param(run, charp, 0444);
-MODULE_PARM_DESC(run, "the case to run");
 
 static int seconds = 5;
 module_param(seconds, int, 0444);
 MODULE_PARM_DESC(seconds, "how long the stress cases run");
 
-static char result[128] = "none";
-module_param_string(result, result, sizeof(result), 0444);
-MODULE_PARM_DESC(result, "pass, or skip: <why> (a failed case fails the load)");
-
-static char cases[1024];
-module_param_string(cases, cases, sizeof(cases), 0444);
-MODULE_PARM_DESC(cases, "all case names");
-
 #define OBJ_SIZE	64
 #define CAPACITY	32
-
-/* ---- assertions ---------------------------------------------------------- */
-
-static int failures;
-
-#define CHECK(cond) ({							\
-	bool __ok = !!(cond);						\
-	if (!__ok) {							\
-		pr_err("%s:%d: check failed: %s\n", __func__, __LINE__, \
-		       #cond);						\
-		failures++;						\
-	}								\
-	__ok;								\
-})
-
-#define CHECK_EQ(a, b) ({						\
-	long long __a = (a), __b = (b);					\
-	bool __ok = __a == __b;						\
-	if (!__ok) {							\
-		pr_err("%s:%d: %s == %lld, expected %s == %lld\n",	\
-		       __func__, __LINE__, #a, __a, #b, __b);		\
-		failures++;						\
-	}								\
-	__ok;								\
-})
-
-/* The test bed allows kernel warnings only between these lines. */
-#define EXPECT_WARN_BEGIN(tag) pr_info("expect-warn begin %s\n", tag)
-#define EXPECT_WARN_END(tag) pr_info("expect-warn end %s\n", tag)
-
-static void mark_skipped(const char *reason)
-{
-	snprintf(result, sizeof(result), "skip: %s", reason);
-}
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -1295,11 +1250,6 @@ out:
 
 /* ---- the cases ---------------------------------------------------------------- */
 
-struct test_case {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct test_case test_cases[] = {
 	{ "prefill_guarantee", test_prefill_guarantee },
 	{ "prefill_reuse", test_prefill_reuse },
@@ -1331,30 +1281,7 @@ static const struct test_case test_cases[] = {
 
 static int __init test_sheaf_init(void)
 {
-	const struct test_case *tc;
-	size_t len = 0;
-
-	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++)
-		len += scnprintf(cases + len, sizeof(cases) - len, "%s ",
-				 tc->name);
-	if (!run)
-		return 0;
-
-	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++) {
-		if (strcmp(tc->name, run))
-			continue;
-		pr_info("case %s: start\n", tc->name);
-		strscpy(result, "pass", sizeof(result));
-		tc->fn();
-		if (failures) {
-			pr_err("case %s: %d checks failed\n", tc->name, failures);
-			return -EINVAL;
-		}
-		pr_info("case %s: %s\n", tc->name, result);
-		return 0;
-	}
-	pr_err("no case named %s\n", run);
-	return -EINVAL;
+	return run_test_case(test_cases, ARRAY_SIZE(test_cases));
 }
 
 static void __exit test_sheaf_exit(void)

@@ -26,18 +26,7 @@
 #include "sheaf_upstream.h"
 /* For upstream_attach only: a layer attached with sheafmod's own API. */
 #include "sheaf.h"
-
-static char *run;
-module_param(run, charp, 0444);
-MODULE_PARM_DESC(run, "the case to run");
-
-static char result[128] = "none";
-module_param_string(result, result, sizeof(result), 0444);
-MODULE_PARM_DESC(result, "pass, or skip: <why> (a failed case fails the load)");
-
-static char cases[256];
-module_param_string(cases, cases, sizeof(cases), 0444);
-MODULE_PARM_DESC(cases, "all case names");
+#include "sheaf_test.h"
 
 #if SHEAF_NATIVE_PREFILL_API
 #define SERVED_BY_SHEAFMOD false
@@ -54,40 +43,6 @@ MODULE_PARM_DESC(mode, "who serves the calls: sheafmod or native");
 #define MAX_OBJS	512
 /* More objects than any sheaf array can hold: prefill must fail. */
 #define HUGE_SIZE	(16U * 1024 * 1024)
-
-/* ---- assertions ---------------------------------------------------------- */
-
-static int failures;
-
-#define CHECK(cond) ({							\
-	bool __ok = !!(cond);						\
-	if (!__ok) {							\
-		pr_err("%s:%d: check failed: %s\n", __func__, __LINE__, \
-		       #cond);						\
-		failures++;						\
-	}								\
-	__ok;								\
-})
-
-#define CHECK_EQ(a, b) ({						\
-	long long __a = (a), __b = (b);					\
-	bool __ok = __a == __b;						\
-	if (!__ok) {							\
-		pr_err("%s:%d: %s == %lld, expected %s == %lld\n",	\
-		       __func__, __LINE__, #a, __a, #b, __b);		\
-		failures++;						\
-	}								\
-	__ok;								\
-})
-
-/* The test bed allows kernel warnings only between these lines. */
-#define EXPECT_WARN_BEGIN(tag) pr_info("expect-warn begin %s\n", tag)
-#define EXPECT_WARN_END(tag) pr_info("expect-warn end %s\n", tag)
-
-static void mark_skipped(const char *reason)
-{
-	snprintf(result, sizeof(result), "skip: %s", reason);
-}
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -466,11 +421,6 @@ static void test_routing(void)
 	kmem_cache_free(route_cache, obj);
 }
 
-struct test_case {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct test_case test_cases[] = {
 	{ "upstream_prefill", test_prefill },
 	{ "upstream_unattached", test_unattached },
@@ -482,31 +432,13 @@ static const struct test_case test_cases[] = {
 
 static int __init test_sheaf_upstream_init(void)
 {
-	const struct test_case *tc;
-	size_t len = 0;
+	int ret;
 
-	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++)
-		len += scnprintf(cases + len, sizeof(cases) - len, "%s ",
-				 tc->name);
-	if (!run)
-		return 0;
-
-	for (tc = test_cases; tc < test_cases + ARRAY_SIZE(test_cases); tc++) {
-		if (strcmp(tc->name, run))
-			continue;
-		pr_info("case %s (%s): start\n", tc->name, mode);
-		strscpy(result, "pass", sizeof(result));
-		tc->fn();
-		if (failures) {
-			pr_err("case %s: %d checks failed\n", tc->name, failures);
-			sheaf_upstream_cache_destroy(route_cache);
-			return -EINVAL;
-		}
-		pr_info("case %s: %s\n", tc->name, result);
-		return 0;
-	}
-	pr_err("no case named %s\n", run);
-	return -EINVAL;
+	pr_info("calls served by %s\n", mode);
+	ret = run_test_case(test_cases, ARRAY_SIZE(test_cases));
+	if (ret)
+		sheaf_upstream_cache_destroy(route_cache);
+	return ret;
 }
 
 static void __exit test_sheaf_upstream_exit(void)
