@@ -1810,4 +1810,5 @@ module_init(sheafmod_init);
 module_exit(sheafmod_exit);
 
 MODULE_DESCRIPTION("Per-CPU sheaves and per-node barns over any kmem_cache");
+MODULE_VERSION(SHEAF_VERSION);
 MODULE_LICENSE("GPL");

@@ -153,7 +153,7 @@ run_dkms() {
 	depmod || return 1
 	echo "# modprobe sheafmod"
 	modprobe sheafmod || return 1
-	modinfo sheafmod | grep -E '^(filename|vermagic):' || rc=1
+	modinfo sheafmod | grep -E '^(filename|version|vermagic):' || rc=1
 	echo "# modprobe -r sheafmod"
 	modprobe -r sheafmod || return 1
 	echo "# modprobe sheaf_consumer (loads sheafmod first)"
