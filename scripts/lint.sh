@@ -10,6 +10,8 @@
 #   sparse K     scripts/kbuild.sh K modules C=2, for each kernel K given
 #                (default: the whole matrix); only findings in the
 #                project's own files count.
+#   console-scan scripts/console-scan-test.sh: the test VM's kernel report
+#                patterns against sample lines
 # checkpatch and kernel-doc come from the full kernel source tree
 # (scripts/kernels.sh src).  Prints a pass/fail line per tool and exits
 # non-zero on any finding.
@@ -131,6 +133,19 @@ run_apidoc() {
 	fi
 }
 
+# The patterns that turn a kernel report into a red run must catch each
+# kind of report and nothing else.
+run_console_scan_test() {
+	local out
+
+	if out=$("$SHEAF_TOP/scripts/console-scan-test.sh" 2>&1); then
+		record console-scan PASS "$(sed -n 's/^# console-scan: //p' <<<"$out")"
+	else
+		grep -v '^ok ' <<<"$out" >&2
+		record console-scan FAIL
+	fi
+}
+
 main() {
 	local ksrc k all
 	if [[ $# -eq 0 ]]; then
@@ -149,6 +164,7 @@ main() {
 		run_kernel_doc "$ksrc"
 		run_apidoc
 	fi
+	run_console_scan_test
 	for k in "$@"; do
 		run_sparse "$k"
 	done

@@ -34,10 +34,11 @@
 #
 # FAIL when: a test is "not ok"; the result or its exit line is missing; the
 # guest times out; a module is still loaded at the end; the console shows a
-# kernel warning, BUG, oops, panic, lockdep, KASAN, UBSAN, kmemleak or RCU
-# stall report.  A WARNING splat inside a region the test module marks with
-# "sheaf_test: expect-warn begin TAG" ... "sheaf_test: expect-warn end TAG"
-# is expected: counted, not a failure.
+# kernel warning, BUG, oops, panic, lockdep, KASAN, UBSAN, kmemleak, list or
+# object debugging, slub_debug, hung task or RCU stall report (patterns:
+# scripts/console-scan.awk).  A WARNING splat inside a region the test
+# module marks with "sheaf_test: expect-warn begin TAG" ... "sheaf_test:
+# expect-warn end TAG" is expected: counted, not a failure.
 #
 # A boot that dies before the init reports its start (e.g. the "Oops: int3"
 # MTTCG sometimes causes in early boot) is a boot failure, not a test
@@ -196,59 +197,10 @@ drop_replayed() {
 	}'
 }
 
-# Scans console.log.  Prints "bad LINE" for each line that shows a kernel
-# error outside an expected region, "expected N" for the WARNING splats
-# inside one, "open TAG" for each region begun and never ended.
+# Scans console.log for kernel errors: scripts/console-scan.awk.
 scan_console() {
-	tr -d '\r' <"$OUTDIR/console.log" | drop_replayed | awk '
-	{
-		msg = $0
-		sub(/^\[ *[0-9]+\.[0-9]+\] /, "", msg)
-		sub(/^\[ *[CT][0-9]+\] /, "", msg)
-	}
-	# What the init echoes into the log, and kmemleak details, are
-	# context, not kernel errors.
-	msg ~ /^(sheaf-out|kmemleak-report): / { next }
-	match(msg, /sheaf_test: expect-warn (begin|end) [^ ]+/) {
-		split(substr(msg, RSTART, RLENGTH), w, " ")
-		if (w[3] == "begin") {
-			open[w[4]]++
-			depth++
-		} else if (open[w[4]] > 0) {
-			open[w[4]]--
-			depth--
-		}
-		next
-	}
-	msg ~ /^-+\[ cut here \]-+$/ {
-		in_splat = 1
-		splat_expected = depth > 0
-		header_seen = 0
-		next
-	}
-	msg ~ /^---\[ end trace/ {
-		if (in_splat && splat_expected && header_seen)
-			expected++
-		in_splat = 0
-		next
-	}
-	# "BUG <cache> (Tainted: ...): ..." is how SLUB reports a corrupted
-	# or leaked object.
-	msg ~ /^BUG [^ ]+ \((Not tainted|Tainted[^)]*)\): / ||
-	msg ~ /WARNING:|BUG:|kernel BUG at|Oops|Kernel panic|general protection fault|sleeping function called from invalid context|inconsistent lock state|possible recursive locking|circular locking|UBSAN:|suspected memory leak|RCU stall|rcu_.* detected stall|self-detected stall|blocked for more than [0-9]+ seconds/ {
-		# The first WARNING: of an expected splat is its header.
-		if (in_splat && splat_expected && !header_seen && msg ~ /^WARNING:/) {
-			header_seen = 1
-			next
-		}
-		print "bad", NR
-	}
-	END {
-		print "expected", expected + 0
-		for (t in open)
-			if (open[t] > 0)
-				print "open", t
-	}'
+	tr -d '\r' <"$OUTDIR/console.log" | drop_replayed |
+		awk -f "$SHEAF_TOP/scripts/console-scan.awk"
 }
 
 # Lines around console line $1.
