@@ -6,7 +6,7 @@
 #                                         out/bench/results.csv
 #
 # Benchmarks sheafmod against the stock slab (bench/sheaf_bench.ko) on each
-# kernel K (default: scripts/kernels.sh list).  Each kernel boots twice,
+# kernel K (default: scripts/kernels.sh list --stock; not debug).  Each kernel boots twice,
 # one VM at a time:
 #   icount  -accel tcg -icount shift=0,sleep=off: guest time counts
 #           executed instructions, so "ns" are instructions; repeatable;
@@ -256,8 +256,12 @@ main() {
 	if [[ $# -gt 0 ]]; then
 		kernels=("$@")
 	else
-		read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list)"
+		read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list --stock)"
 	fi
+	# A kernel full of checkers times the checkers.
+	for k in "${kernels[@]}"; do
+		is_stock_kernel "$k" || die "$k is not a stock kernel: no benchmark on it"
+	done
 	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
 	mkdir -p "$OUT"
 	echo "kernel,mode,accel,group,case,impl,n,k,cpus,unit,median,min,max,reps" >"$OUT/results.csv"

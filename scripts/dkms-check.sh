@@ -294,6 +294,10 @@ main() {
 	[[ $# -gt 0 ]] || read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list)"
 	"$SHEAF_TOP/scripts/deps.sh" "${HOST_DEPS[@]}"
 	for k in "${kernels[@]}"; do
+		if ! is_stock_kernel "$k"; then
+			log "$k: SKIP: built from source here, no Debian headers package for DKMS"
+			continue
+		fi
 		"$SHEAF_TOP/scripts/kernels.sh" fetch "$k"
 		mkdir -p "$SHEAF_CACHE/dkms/$k"
 		# A process per kernel: a failure ends that kernel only, and set -e

@@ -1,12 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The kernel matrix: stock Debian kernels the project builds and tests on.
+# The kernel matrix: stock Debian kernels the project builds and tests on,
+# and "debug", a kernel with the checkers on (KASAN, lockdep, kmemleak...)
+# built here from Debian's 6.12 source by scripts/debug-kernel.sh.
 #
 # Usage:
-#   scripts/kernels.sh list                 print the matrix names
+#   scripts/kernels.sh list [--stock]       print the matrix names (--stock:
+#                                           Debian's kernels only, for
+#                                           timings)
 #   scripts/kernels.sh fetch [K...]         make sure kernels K (default: all)
-#                                           are in the cache
+#                                           are in the cache (debug: built)
 #   scripts/kernels.sh path K WHAT          print one fact about fetched K:
 #       vmlinuz   bootable kernel image
 #       kdir      headers dir to pass as KDIR (for a chroot kernel: the path
@@ -26,7 +30,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 report_errors
 
-KERNELS=(6.1 6.12 6.12-rt 7.2)
+STOCK_KERNELS=(6.1 6.12 6.12-rt 7.2)
+KERNELS=("${STOCK_KERNELS[@]}" debug)
 MIRROR=http://deb.debian.org/debian
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 SOURCE_PKG=linux-source-6.12
@@ -60,6 +65,11 @@ flavour_of() {
 	*-rt) echo rt-amd64 ;;
 	*) echo amd64 ;;
 	esac
+}
+
+# Built from source by scripts/debug-kernel.sh, not fetched as packages.
+built_here() {
+	[[ $1 == debug ]]
 }
 
 # 7.2's headers want gcc-16 and a newer libc than the host's.
@@ -450,7 +460,11 @@ lock_cache() {
 # --- subcommands -------------------------------------------------------------
 
 cmd_list() {
-	echo "${KERNELS[*]}"
+	case ${1:-} in
+	'') echo "${KERNELS[*]}" ;;
+	--stock) echo "${STOCK_KERNELS[*]}" ;;
+	*) usage ;;
+	esac
 }
 
 cmd_fetch() {
@@ -460,9 +474,16 @@ cmd_fetch() {
 		kernel_known "$k" || die "unknown kernel '$k' (known: ${KERNELS[*]})"
 	done
 	"$SHEAF_TOP/scripts/deps.sh" "${HOST_TOOLS[@]}"
+	# The debug kernel's build holds a lock of its own, not the cache's:
+	# fetches of other kernels need not wait for it.
+	for k in "$@"; do
+		if built_here "$k"; then
+			"$SHEAF_TOP/scripts/debug-kernel.sh" >/dev/null
+		fi
+	done
 	lock_cache
 	for k in "$@"; do
-		fetch_kernel "$k"
+		built_here "$k" || fetch_kernel "$k"
 	done
 }
 
@@ -472,6 +493,10 @@ cmd_path() {
 	d="$(kernel_dir "$k")"
 	[[ -f $d/stamp ]] || die "$k is not fetched: run scripts/kernels.sh fetch $k"
 	rel="$(cat "$d/release")"
+	if built_here "$k"; then
+		path_built_here "$d" "$rel" "$what"
+		return
+	fi
 	kdir="/usr/src/linux-headers-$rel"
 	builds_in_chroot "$k" || kdir="$d/root$kdir"
 	case $what in
@@ -484,6 +509,20 @@ cmd_path() {
 	esac
 }
 
+# The same facts for a kernel built here: its build tree is its KDIR.
+path_built_here() {
+	local d=$1 rel=$2 what=$3
+
+	case $what in
+	vmlinuz) echo "$d/build/arch/x86/boot/bzImage" ;;
+	kdir) echo "$d/build" ;;
+	release) echo "$rel" ;;
+	chroot) ;;
+	config) echo "$d/build/.config" ;;
+	*) die "usage: kernels.sh path K vmlinuz|kdir|release|chroot|config" ;;
+	esac
+}
+
 cmd_src() {
 	"$SHEAF_TOP/scripts/deps.sh" "${HOST_TOOLS[@]}"
 	lock_cache
@@ -492,7 +531,7 @@ cmd_src() {
 }
 
 usage() {
-	sed -n '4,19s/^# \{0,1\}//p' "$0" >&2
+	sed -n '4,22s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -500,7 +539,7 @@ main() {
 	local cmd=${1:-}
 	[[ $# -gt 0 ]] && shift
 	case $cmd in
-	list) cmd_list ;;
+	list) cmd_list "$@" ;;
 	fetch) cmd_fetch "$@" ;;
 	path) cmd_path "$@" ;;
 	src) cmd_src ;;

@@ -44,6 +44,17 @@ list_sources() {
 	fi
 }
 
+# True if kernel $1 is one of Debian's own (scripts/kernels.sh list --stock),
+# not one built here: only those have a headers package, for DKMS, and
+# timings worth comparing.
+is_stock_kernel() {
+	local k
+	for k in $("$SHEAF_TOP/scripts/kernels.sh" list --stock); do
+		[[ $k == "$1" ]] && return 0
+	done
+	return 1
+}
+
 # Prints the project's version: dkms.conf's PACKAGE_VERSION, its one home.
 sheaf_version() {
 	local v
