@@ -59,6 +59,12 @@ static LIST_HEAD(sheaf_caches);
 static DEFINE_MUTEX(sheaf_caches_lock);	/* sheaf_caches, name uniqueness */
 static enum cpuhp_state sheaf_cpuhp_state;
 static struct workqueue_struct *sheaf_wq;
+/*
+ * Layer releases call kmem_cache_destroy(), which takes cpus_read_lock():
+ * they must not share sheaf_wq, which is flushed under cpus_read_lock()
+ * and has a rescuer that can run its items one after the other.
+ */
+static struct workqueue_struct *sheaf_release_wq;
 
 /*
  * Debugging aids, applied to caches attached afterwards.  KASAN and
@@ -693,7 +699,7 @@ EXPORT_SYMBOL_NS_GPL(sheaf_cache_free, SHEAF_NS);
 static void sheaf_cache_release_if_last(struct sheaf_cache *sc, int delta)
 {
 	if (atomic_add_return(delta, &sc->dead_out) == 0)
-		queue_work(sheaf_wq, &sc->release_work);
+		queue_work(sheaf_release_wq, &sc->release_work);
 }
 
 static void sheaf_count_return(struct sheaf_cache *sc)
@@ -1752,10 +1758,15 @@ static int __init sheafmod_init(void)
 	sheaf_wq = alloc_workqueue("sheaf", SHEAF_WQ_PERCPU | WQ_MEM_RECLAIM, 0);
 	if (!sheaf_wq)
 		return -ENOMEM;
+	sheaf_release_wq = alloc_workqueue("sheaf_release", WQ_UNBOUND, 0);
+	if (!sheaf_release_wq) {
+		ret = -ENOMEM;
+		goto fail_wq;
+	}
 	ret = cpuhp_setup_state_multi(CPUHP_BP_PREPARE_DYN, "mm/sheaf:dead",
 				      NULL, sheaf_cpu_dead);
 	if (ret < 0)
-		goto fail_wq;
+		goto fail_release_wq;
 	sheaf_cpuhp_state = ret;
 	ret = sheaf_sysfs_init();
 	if (ret)
@@ -1772,6 +1783,8 @@ fail_sysfs:
 	sheaf_sysfs_exit();
 fail_cpuhp:
 	cpuhp_remove_multi_state(sheaf_cpuhp_state);
+fail_release_wq:
+	destroy_workqueue(sheaf_release_wq);
 fail_wq:
 	destroy_workqueue(sheaf_wq);
 	return ret;
@@ -1787,6 +1800,7 @@ static void __exit sheafmod_exit(void)
 	struct sheaf_cache *sc, *next;
 
 	sheaf_shrinker_unregister(sheaf_shrinker);
+	destroy_workqueue(sheaf_release_wq);
 	destroy_workqueue(sheaf_wq);
 	list_for_each_entry_safe(sc, next, &sheaf_caches, list) {
 		pr_warn("%s: %s at unload\n", sc->name,
