@@ -23,6 +23,7 @@
 # that nothing a test prints can fake them:
 #   SHEAF-START kernel=<uname -r> mode=<mode> uptime=<s>
 #   ... the mode's output (KTAP for check) ...
+#   SHEAF-KMEMLEAK <objects kmemleak reports> (kernels with kmemleak only)
 #   SHEAF-MODULES-LEFT <modules still loaded, or "none">
 #   SHEAF-TAINT <value of /proc/sys/kernel/tainted>
 #   SHEAF-EXIT <0 pass, 1 fail> uptime=<s>
@@ -192,18 +193,25 @@ run_bench() {
 }
 
 # A debug kernel with kmemleak: report leaks to the console, where the host
-# finds "suspected memory leaks".  Two scans: the first one can miss
-# objects freed a moment ago.
+# shows them, and their number to the result channel, where it judges it:
+#   SHEAF-KMEMLEAK <unreferenced objects>
+# kmemleak reports no object younger than 5 s, and the first scan can miss
+# objects freed a moment ago: wait, then scan twice.
 scan_kmemleak() {
-	local f=/sys/kernel/debug/kmemleak line
+	local f=/sys/kernel/debug/kmemleak line n=0
 
 	[ -w $f ] || return 0
+	sleep 6
 	echo scan >$f
 	sleep 2
 	echo scan >$f
 	while IFS= read -r line; do
+		case $line in
+		"unreferenced object "*) n=$((n + 1)) ;;
+		esac
 		echo "kmemleak-report: $line" >/dev/kmsg
 	done <$f
+	report "SHEAF-KMEMLEAK $n"
 }
 
 loaded_modules() {

@@ -23,7 +23,10 @@
 # Environment:
 #   SHEAF_STRESS_SECONDS  length of each stress case (sheaf.sh's default: 8)
 #   SHEAF_VM_TIMEOUT      host-side limit per boot, seconds (default: the
-#                         guest's test timeout plus 300)
+#                         guest's test timeout plus 300; on a kernel built
+#                         with KASAN or lockdep, like the matrix's "debug",
+#                         every default limit is CHECKER_SLOWDOWN times
+#                         longer)
 #   SHEAF_VM_APPEND       more kernel command line
 #   SHEAF_BENCH_PARTS     bench mode: the parts to run (sheaf_bench parts=)
 #
@@ -36,7 +39,8 @@
 # guest times out; a module is still loaded at the end; the console shows a
 # kernel warning, BUG, oops, panic, lockdep, KASAN, UBSAN, kmemleak, list or
 # object debugging, slub_debug, hung task or RCU stall report (patterns:
-# scripts/console-scan.awk).  A WARNING splat inside a region the test
+# scripts/console-scan.awk); on a kernel with kmemleak, the init's final
+# scan is missing or not empty.  A WARNING splat inside a region the test
 # module marks with "sheaf_test: expect-warn begin TAG" ... "sheaf_test:
 # expect-warn end TAG" is expected: counted, not a failure.
 #
@@ -51,6 +55,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 GUEST_TIMEOUT=600	# selftests/sheaf/settings
+# A kernel built with checkers (KASAN, lockdep: scripts/debug.config) runs
+# several times slower under TCG: every time limit is multiplied by this.
+CHECKER_SLOWDOWN=4
 BOOT_ATTEMPTS=3
 CONTEXT_BEFORE=5
 CONTEXT_AFTER=25
@@ -78,8 +85,8 @@ cmdline() {
 	fi
 	if [[ -n ${SHEAF_STRESS_SECONDS:-} ]]; then
 		words+=" sheaf.stress=$SHEAF_STRESS_SECONDS"
-		[[ $GUEST_TIMEOUT -eq 600 ]] || words+=" sheaf.timeout=$GUEST_TIMEOUT"
 	fi
+	[[ $GUEST_TIMEOUT -eq 600 ]] || words+=" sheaf.timeout=$GUEST_TIMEOUT"
 	echo "$words${SHEAF_VM_APPEND:+ $SHEAF_VM_APPEND}"
 }
 
@@ -231,6 +238,19 @@ check_taint() {
 	return 0
 }
 
+# A kernel with kmemleak must report its final scan, and it must be empty.
+check_kmemleak() {
+	if [[ -z $KMEMLEAK ]]; then
+		[[ -z $HAS_KMEMLEAK ]] || REASONS+=("no kmemleak result from the guest")
+		KMEMLEAK=-
+	elif ! [[ $KMEMLEAK =~ ^[0-9]+$ ]]; then
+		REASONS+=("kmemleak result unreadable: '$KMEMLEAK'")
+	elif [[ $KMEMLEAK -gt 0 ]]; then
+		REASONS+=("kmemleak: $KMEMLEAK unreferenced object(s) at the end")
+	fi
+	return 0
+}
+
 # Sets everything the summary reports for the last boot.
 judge() {
 	local mode=$1 qemu_rc=$2 body exitline left taint scan line n
@@ -241,6 +261,7 @@ judge() {
 	exitline=$(result_field EXIT)
 	left=$(result_field MODULES-LEFT)
 	taint=$(result_field TAINT)
+	KMEMLEAK=$(result_field KMEMLEAK)
 
 	if [[ $mode == check ]]; then
 		read_ktap "$body"
@@ -253,6 +274,7 @@ judge() {
 	if [[ -n $left && $left != none ]]; then
 		REASONS+=("module(s) still loaded at the end: $left")
 	fi
+	check_kmemleak
 
 	scan=$(scan_console)
 	while read -r line n; do
@@ -339,6 +361,7 @@ write_summary() {
 		failed=$FAILED
 		skipped=$SKIPPED
 		expected_warnings=$EXPECTED
+		kmemleak=$KMEMLEAK
 		seconds=$secs
 		attempts=$attempts
 		accel=$ACCEL
@@ -376,19 +399,39 @@ setup() {
 		"$SHEAF_TOP/scripts/initramfs.sh" "$K" "$MODDIR" "$INITRAMFS" || exit 3
 	fi
 	[[ -f $INITRAMFS ]] || die "no initramfs $INITRAMFS"
+	read_kernel_config
 	# Longer stress cases need a longer per-test limit in the guest.
 	if [[ -n ${SHEAF_STRESS_SECONDS:-} ]]; then
 		[[ $SHEAF_STRESS_SECONDS =~ ^[0-9]+$ ]] || die "SHEAF_STRESS_SECONDS must be a number"
 		GUEST_TIMEOUT=$((GUEST_TIMEOUT + 10 * SHEAF_STRESS_SECONDS))
 	fi
+	GUEST_TIMEOUT=$((GUEST_TIMEOUT * SCALE))
 	if [[ $MODE == demo || $MODE == dkms ]]; then
-		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-300}
+		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-$((300 * SCALE))}
 	elif [[ $MODE == bench ]]; then
-		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-2400}
+		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-$((2400 * SCALE))}
 	else
-		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-$((GUEST_TIMEOUT + 300))}
+		HOST_TIMEOUT=${SHEAF_VM_TIMEOUT:-$((GUEST_TIMEOUT + 300 * SCALE))}
 	fi
 	rm -f "$OUTDIR"/console.boot-fail-*.log "$OUTDIR"/result.boot-fail-*.txt
+}
+
+# Sets SCALE (what time limits are multiplied by) and HAS_KMEMLEAK from
+# the kernel's own .config.
+read_kernel_config() {
+	local config
+
+	config=$("$SHEAF_TOP/scripts/kernels.sh" path "$K" config) || exit 3
+	[[ -f $config ]] || die "no .config for $K at $config"
+	SCALE=1
+	if grep -qE '^CONFIG_(KASAN|PROVE_LOCKING)=y$' "$config"; then
+		SCALE=$CHECKER_SLOWDOWN
+	fi
+	HAS_KMEMLEAK=
+	if grep -qx 'CONFIG_DEBUG_KMEMLEAK=y' "$config" &&
+		! grep -qx 'CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF=y' "$config"; then
+		HAS_KMEMLEAK=1
+	fi
 }
 
 main() {
@@ -419,7 +462,7 @@ main() {
 	done
 
 	if ! started; then
-		VERDICT=BOOT-FAIL PASSED=0 FAILED=1 SKIPPED=0 EXPECTED=0
+		VERDICT=BOOT-FAIL PASSED=0 FAILED=1 SKIPPED=0 EXPECTED=0 KMEMLEAK=-
 		REASONS=("boot failed $BOOT_ATTEMPTS times, see $OUTDIR/console.boot-fail-*.log")
 		write_summary "$BOOT_ATTEMPTS" "$secs"
 		echo "$K: BOOT-FAIL: ${REASONS[0]}"
@@ -436,6 +479,7 @@ main() {
 	else
 		figures="$MODE; $EXPECTED expected warning(s)"
 	fi
+	[[ $KMEMLEAK == - ]] || figures+="; kmemleak: $KMEMLEAK object(s)"
 	if [[ $VERDICT == PASS ]]; then
 		echo "$K: PASS ($figures; ${secs}s boot-to-result)"
 		exit 0
