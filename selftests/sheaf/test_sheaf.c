@@ -812,29 +812,45 @@ static void test_shrink(void)
  * script drops the kernel's caches (which runs every shrinker) while this
  * case waits for the layer to hold nothing.
  */
-static void test_shrinker(void)
+/*
+ * Every CPU fills main and spare and the rest goes to the barns: the layer
+ * caches objects everywhere a shrinker must reach.
+ */
+static int cache_on_every_cpu(struct fixture *f, const char *name,
+			      struct on_cpu *oc)
 {
-	struct on_cpu oc = { .n = 4 * CAPACITY };
 	unsigned int cpu, barn_full = 0;
-	struct fixture f;
-	int node, waited;
+	int node;
 
-	oc.objs = kcalloc(oc.n, sizeof(void *), GFP_KERNEL);
-	if (!CHECK(oc.objs))
-		return;
-	if (setup(&f, "t_shrinker", CAPACITY))
-		goto out;
-	/* Every CPU fills main and spare; the rest goes to the barns. */
-	oc.sc = f.sc;
+	oc->n = 4 * CAPACITY;
+	oc->objs = kcalloc(oc->n, sizeof(void *), GFP_KERNEL);
+	if (!CHECK(oc->objs))
+		return -ENOMEM;
+	if (setup(f, name, CAPACITY)) {
+		kfree(oc->objs);
+		return -ENOMEM;
+	}
+	oc->sc = f->sc;
 	for_each_online_cpu(cpu) {
-		CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
-		CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+		CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, oc), 0);
+		CHECK_EQ(work_on_cpu(cpu, free_on_cpu, oc), 0);
 	}
 	for_each_node(node)
-		barn_full += READ_ONCE(f.sc->barns[node]->nr_full);
+		barn_full += READ_ONCE(f->sc->barns[node]->nr_full);
 	CHECK(barn_full >= 1);
-	CHECK(sheaf_cache_nr_cached(f.sc) >= 2 * CAPACITY);
+	CHECK(sheaf_cache_nr_cached(f->sc) >= 2 * CAPACITY);
+	return 0;
+}
 
+/* The kernel's shrinker pass (sheaf.sh drops caches) empties the layer. */
+static void test_shrinker(void)
+{
+	struct on_cpu oc;
+	struct fixture f;
+	int waited;
+
+	if (cache_on_every_cpu(&f, "t_shrinker", &oc))
+		return;
 	pr_info("shrinker: waiting for memory pressure\n");
 	for (waited = 0; waited < 30000; waited += 20) {
 		if (!sheaf_cache_nr_cached(f.sc))
@@ -846,7 +862,58 @@ static void test_shrinker(void)
 	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
 	CHECK(stat(f.sc, SHRINKER_SCAN) >= 1);
 	teardown(&f);
-out:
+	kfree(oc.objs);
+}
+
+/*
+ * Real pressure: take free pages until reclaim has run the shrinker, then
+ * give them back.  __GFP_NORETRY reclaims but never calls the OOM killer;
+ * the guest has little else to reclaim.
+ */
+static unsigned long press_until_scanned(struct sheaf_cache *sc)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN;
+	unsigned long scans = stat(sc, SHRINKER_SCAN), taken = 0;
+	struct page *page, *next;
+	LIST_HEAD(pages);
+
+	while (stat(sc, SHRINKER_SCAN) == scans) {
+		page = alloc_page(gfp);
+		if (!page)
+			break;
+		list_add(&page->lru, &pages);
+		taken++;
+		if (!(taken % 1024))
+			cond_resched();
+	}
+	list_for_each_entry_safe(page, next, &pages, lru)
+		__free_page(page);
+	return taken;
+}
+
+static void test_memory_pressure(void)
+{
+	unsigned long scans, taken;
+	struct on_cpu oc;
+	struct fixture f;
+	int waited;
+
+	if (cache_on_every_cpu(&f, "t_pressure", &oc))
+		return;
+	scans = stat(f.sc, SHRINKER_SCAN);
+	taken = press_until_scanned(f.sc);
+	/* The shrinker has the CPUs flush their sheaves in work items. */
+	for (waited = 0; waited < 5000; waited += 20) {
+		if (!sheaf_cache_nr_cached(f.sc))
+			break;
+		msleep(20);
+	}
+	pr_info("memory_pressure: cached %lu after taking %lu MiB, %lu scans\n",
+		sheaf_cache_nr_cached(f.sc), taken >> (20 - PAGE_SHIFT),
+		stat(f.sc, SHRINKER_SCAN) - scans);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	CHECK(stat(f.sc, SHRINKER_SCAN) > scans);
+	teardown(&f);
 	kfree(oc.objs);
 }
 
@@ -1268,6 +1335,7 @@ static const struct test_case test_cases[] = {
 	{ "remote_node", test_remote_node },
 	{ "shrink", test_shrink },
 	{ "shrinker", test_shrinker },
+	{ "memory_pressure", test_memory_pressure },
 	{ "cpu_hotplug", test_cpu_hotplug },
 	{ "bypass", test_bypass },
 	{ "create", test_create },
