@@ -29,7 +29,6 @@ SRC="${SHEAF_SRC:-$SHEAF_TOP}"
 HOST_BUILD_DEPS=(make gcc-12 pahole libelf1)
 # Where the build dir appears inside the chroot.
 CHROOT_BUILD=/sheaf-build
-MOUNTED=()
 
 # Mirrors the source files into $1, touching only files whose content
 # changed so that make rebuilds just what it must; files that left the
@@ -73,15 +72,6 @@ prune_stale_modules() {
 	while IFS= read -r -d '' ko; do
 		[[ -n ${built[$ko]:-} ]] || { log "removing stale $ko"; rm -f "$dir/$ko"; }
 	done < <(cd "$dir" && find . -name '*.ko' -printf '%P\0')
-}
-
-unmount_all() {
-	local i
-	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
-		umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" ||
-			log "could not unmount ${MOUNTED[i]}"
-	done
-	MOUNTED=()
 }
 
 # Callers run this where set -e does not apply: each step is checked.
