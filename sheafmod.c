@@ -808,10 +808,12 @@ static size_t sheaf_bulk_local_first(size_t size, void **p, int node)
 	size_t i = 0;
 
 	while (i < size) {
-		if (sheaf_obj_node(p[i]) == node)
+		if (sheaf_obj_node(p[i]) == node) {
 			i++;
-		else
-			swap(p[i], p[--size]);
+			continue;
+		}
+		size--;		/* not in swap(): it evaluates its arguments twice */
+		swap(p[i], p[size]);
 	}
 	return size;
 }
