@@ -95,6 +95,8 @@ enum sheaf_stat {
 	DOUBLE_FREE,		/* verify: object freed twice, dropped */
 	PREFILLED,		/* sheaves handed out by prefill */
 	RETURNED,		/* ... and given back before detach */
+	ALLOC_BULK,		/* sheaf_cache_alloc_bulk() calls */
+	FREE_BULK,		/* sheaf_cache_free_bulk() calls */
 	NR_SHEAF_STATS
 };
 

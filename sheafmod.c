@@ -681,6 +681,243 @@ slab:
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_free, SHEAF_NS);
 
+/* ---- bulk ---------------------------------------------------------------- */
+
+/* The most objects one bulk call takes: the count must fit in an int. */
+#define SHEAF_BULK_MAX	((size_t)INT_MAX)
+
+/*
+ * Take up to @size objects from this CPU's sheaves into @p, a sheaf at a
+ * time, swapping in the spare or a full sheaf from the barn as
+ * sheaf_cache_alloc() does.  Never goes to the slab.  Returns how many.
+ */
+static size_t pcs_alloc_bulk(struct sheaf_cache *sc, size_t size, void **p)
+{
+	struct sheaf *main, *leftover;
+	struct sheaf_pcpu *pcs;
+	unsigned int batch;
+	size_t got = 0;
+
+	while (got < size) {
+		leftover = NULL;
+		pcs = pcs_trylock(sc);
+		if (unlikely(!pcs))
+			break;
+		if (!pcs->main->size && !pcs_swap_in_full(sc, pcs, &leftover)) {
+			pcs_unlock(pcs);
+			break;
+		}
+		main = pcs->main;
+		batch = min_t(size_t, size - got, main->size);
+		main->size -= batch;
+		memcpy(p + got, &main->objects[main->size], batch * sizeof(*p));
+		pcs_unlock(pcs);
+		got += batch;
+		if (leftover)
+			sheaf_stash(sc, leftover);
+	}
+	sheaf_stat_add(sc, ALLOC_CPU_SHEAF, got);
+	return got;
+}
+
+/*
+ * Put objects of node @node from @p into this CPU's main sheaf, a sheaf at
+ * a time, making room as sheaf_cache_free() does.  Stops when the sheaves
+ * are busy, no room can be made, or the caller moved to another node.
+ * Returns how many went in, the first ones of @p.
+ */
+static size_t pcs_free_bulk(struct sheaf_cache *sc, size_t size, void **p,
+			    int node)
+{
+	struct sheaf_pcpu *pcs;
+	struct sheaf *main;
+	unsigned int batch;
+	size_t done = 0;
+
+	while (done < size) {
+		pcs = pcs_trylock(sc);
+		if (unlikely(!pcs))
+			break;
+		if (unlikely(sheaf_is_full(pcs->main))) {
+			pcs = pcs_make_room(sc, pcs);
+			if (!pcs)
+				break;
+		}
+		if (sc->numa && unlikely(numa_mem_id() != node)) {
+			pcs_unlock(pcs);
+			break;
+		}
+		main = pcs->main;
+		batch = min_t(size_t, size - done, main->capacity - main->size);
+		memcpy(&main->objects[main->size], p + done, batch * sizeof(*p));
+		main->size += batch;
+		pcs_unlock(pcs);
+		done += batch;
+	}
+	sheaf_stat_add(sc, FREE_CPU_SHEAF, done);
+	return done;
+}
+
+static void sheaf_slab_free_bulk(struct sheaf_cache *sc, size_t size,
+				 void **p)
+{
+	if (!size)
+		return;
+	sheaf_slab_free_many(sc, size, p);
+	sheaf_stat_add(sc, FREE_SLAB, size);
+}
+
+/* The objects the sheaves could not give: all of them or none. */
+static bool sheaf_slab_alloc_rest(struct sheaf_cache *sc, gfp_t gfp,
+				  size_t size, void **p)
+{
+	if (sheaf_inject_failure(sc) || !sheaf_slab_alloc_many(sc, gfp, size, p))
+		return false;
+	sheaf_stat_add(sc, ALLOC_SLAB, size);
+	return true;
+}
+
+/*
+ * Objects taken from the sheaves, not handed out yet, go back: still
+ * zeroed or poisoned as parked objects are, so no zeroing and no check.
+ */
+static void sheaf_bulk_put_back(struct sheaf_cache *sc, size_t size, void **p)
+{
+	size_t done = pcs_free_bulk(sc, size, p, numa_mem_id());
+
+	sheaf_slab_free_bulk(sc, size - done, p + done);
+}
+
+/* Drop the NULL entries of @p, keeping the order; returns how many remain. */
+static size_t sheaf_bulk_drop_null(size_t size, void **p)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < size; i++)
+		if (p[i])
+			p[n++] = p[i];
+	return n;
+}
+
+/*
+ * Move the objects of other nodes than @node to the end of @p (order not
+ * kept); returns how many of @node's come first.
+ */
+static size_t sheaf_bulk_local_first(size_t size, void **p, int node)
+{
+	size_t i = 0;
+
+	while (i < size) {
+		if (sheaf_obj_node(p[i]) == node) {
+			i++;
+			continue;
+		}
+		size--;		/* not in swap(): it evaluates its arguments twice */
+		swap(p[i], p[size]);
+	}
+	return size;
+}
+
+/**
+ * sheaf_cache_alloc_bulk() - allocate several objects
+ * @sc: the sheaf cache
+ * @gfp: allocation flags, as for kmem_cache_alloc_bulk()
+ * @size: how many objects, at most INT_MAX
+ * @p: an array of at least @size pointers, filled with the objects
+ *
+ * Takes what it can from this CPU's sheaves, a sheaf at a time, trading an
+ * empty main for the spare or a full sheaf from the node's barn as
+ * sheaf_cache_alloc() does, and allocates the rest from the slab with one
+ * kmem_cache_alloc_bulk() (object by object with interrupts off).  It does
+ * not refill sheaves: the frees of the objects do.  __GFP_ZERO zeroes every
+ * object; __GFP_ACCOUNT, an accounted or a pass-through cache take all of
+ * them from the slab so the caller's memory cgroup is charged.  A NULL @p
+ * with a non-zero @size, or a @size above INT_MAX, is misuse: it warns once
+ * and allocates nothing.
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: @size when all @size objects were allocated; 0 when @size is 0 or
+ * the slab could not provide the rest, and then nothing is allocated, the
+ * objects taken from the sheaves are back in them, and @p holds garbage.
+ * The same on every kernel, whatever its kmem_cache_alloc_bulk() returns.
+ */
+int sheaf_cache_alloc_bulk(struct sheaf_cache *sc, gfp_t gfp, size_t size,
+			   void **p)
+{
+	size_t got = 0, i;
+
+	if (!size)
+		return 0;
+	if (sheaf_misuse(sc, !p || size > SHEAF_BULK_MAX))
+		return 0;
+	sheaf_stat(sc, ALLOC_BULK);
+
+	if (likely(!sc->bypass && !(gfp & __GFP_ACCOUNT)))
+		got = pcs_alloc_bulk(sc, size, p);
+	if (got < size && !sheaf_slab_alloc_rest(sc, gfp, size - got, p + got)) {
+		sheaf_bulk_put_back(sc, got, p);
+		return 0;
+	}
+	for (i = 0; i < got; i++)
+		sheaf_hand_out(sc, p[i], gfp);
+	return size;
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc_bulk, SHEAF_NS);
+
+/**
+ * sheaf_cache_free_bulk() - free several objects
+ * @sc: the sheaf cache
+ * @size: how many entries @p has, at most INT_MAX
+ * @p: the objects, of @sc's kmem_cache; NULL entries are skipped
+ *
+ * Puts the objects into this CPU's main sheaf, a sheaf at a time, trading a
+ * full main for an empty sheaf as sheaf_cache_free() does, and frees what
+ * does not fit (the barn at its limit, no empty sheaf to be had without
+ * sleeping) to the slab with one kmem_cache_free_bulk() (object by object
+ * with interrupts off).  Objects of a remote NUMA node, and every object
+ * of an accounted or pass-through cache, go straight back to the slab; in
+ * verify mode every object is checked as sheaf_cache_free() checks it.
+ * Objects may come from any allocation function of the cache and any CPU.
+ * The contents of @p are undefined afterwards, as with
+ * kmem_cache_free_bulk().  A NULL @p with a non-zero @size, or a @size
+ * above INT_MAX, is misuse: it warns once and frees nothing.
+ *
+ * Context: any context but NMI.  Never sleeps.
+ */
+void sheaf_cache_free_bulk(struct sheaf_cache *sc, size_t size, void **p)
+{
+	size_t i, local, done;
+	int node;
+
+	if (!size)
+		return;
+	if (sheaf_misuse(sc, !p || size > SHEAF_BULK_MAX))
+		return;
+	sheaf_stat(sc, FREE_BULK);
+
+	size = sheaf_bulk_drop_null(size, p);
+	if (unlikely(sc->verify)) {
+		/* Debugging: each object through the double-free check. */
+		for (i = 0; i < size; i++)
+			sheaf_cache_free(sc, p[i]);
+		return;
+	}
+	if (unlikely(sc->bypass)) {
+		sheaf_slab_free_bulk(sc, size, p);
+		return;
+	}
+
+	node = numa_mem_id();
+	local = sc->numa ? sheaf_bulk_local_first(size, p, node) : size;
+	sheaf_stat_add(sc, FREE_REMOTE, size - local);
+	if (sc->zero_on_free)
+		for (i = 0; i < local; i++)
+			memset(p[i], 0, sc->object_size);
+	done = pcs_free_bulk(sc, local, p, node);
+	sheaf_slab_free_bulk(sc, size - done, p + done);
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_free_bulk, SHEAF_NS);
+
 /* ---- prefilled sheaves --------------------------------------------------- */
 
 /*

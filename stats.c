@@ -67,6 +67,8 @@ static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[DOUBLE_FREE] = SHEAF_STAT_ATTR(double_free),
 	[PREFILLED] = SHEAF_STAT_ATTR(prefilled),
 	[RETURNED] = SHEAF_STAT_ATTR(returned),
+	[ALLOC_BULK] = SHEAF_STAT_ATTR(alloc_bulk),
+	[FREE_BULK] = SHEAF_STAT_ATTR(free_bulk),
 };
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,

@@ -20,6 +20,9 @@
  *	pc       producer/consumer on two CPUs: objects through the barns
  *	tune     the producer/consumer pair at several capacities, set at
  *		 runtime with sheaf_cache_set_capacity()
+ *	bulk     bulk allocation and free of n objects at once; against the
+ *		 stock kmem_cache_alloc_bulk()/kmem_cache_free_bulk() and (7.x)
+ *		 the same on a native sheaf cache
  *	memory   objects held by each sheafmod cache: peak, after shrink, bound
  *
  * The module stays loaded until removed.  An allocation that should not
@@ -61,7 +64,7 @@ static unsigned int scale_ops = 200000;
 module_param(scale_ops, uint, 0444);
 MODULE_PARM_DESC(scale_ops, "alloc+free pairs per CPU in the scale and pc parts");
 
-static char *parts = "prefill,percpu,scale,pc,tune,memory";
+static char *parts = "prefill,percpu,bulk,scale,pc,tune,memory";
 module_param(parts, charp, 0444);
 MODULE_PARM_DESC(parts, "comma-separated parts to run");
 
@@ -190,7 +193,7 @@ struct held {
 	unsigned long peak;
 };
 
-static struct held held[4];
+static struct held held[8];	/* one per part */
 static unsigned int nr_held;
 
 static void *check_obj(void *obj)
@@ -356,6 +359,42 @@ static void batch_stock(void)
 static void batch_native(void)
 {
 	batch_slab(b.native);
+}
+
+static void bulk_sheafmod(void)
+{
+	unsigned int i;
+
+	if (!sheaf_cache_alloc_bulk(b.sc, GFP_KERNEL, b.n, b.objs)) {
+		b.failures++;
+		return;
+	}
+	for (i = 0; i < b.n; i++)
+		use(b.objs[i], i);
+	sheaf_cache_free_bulk(b.sc, b.n, b.objs);
+}
+
+static void bulk_slab(struct kmem_cache *s)
+{
+	unsigned int i;
+
+	if (!sheaf_slab_alloc_bulk(s, GFP_KERNEL, b.n, b.objs)) {
+		b.failures++;
+		return;
+	}
+	for (i = 0; i < b.n; i++)
+		use(b.objs[i], i);
+	kmem_cache_free_bulk(s, b.n, b.objs);
+}
+
+static void bulk_stock(void)
+{
+	bulk_slab(b.stock);
+}
+
+static void bulk_native(void)
+{
+	bulk_slab(b.native);
 }
 
 /* ---- timing and reporting ------------------------------------------------- */
@@ -547,6 +586,31 @@ static void run_percpu(struct sheaf_cache *sc)
 			nr, b.n, "ns/op");
 	}
 	b.shuffled = false;
+}
+
+/*
+ * Bulk allocation of n objects, each written once, then their bulk free:
+ * cost per object.  n = 128 spans four sheaves of the benchmark capacity.
+ */
+static void run_bulk(struct sheaf_cache *sc)
+{
+	static const unsigned int sizes[] = { 1, 8, 32, 128 };
+	struct impl impls[] = {
+		{ "sheafmod", bulk_sheafmod, true },
+		{ "stock", bulk_stock, true },
+		{ "native", bulk_native, b.native },
+	};
+	unsigned int i, nr;
+
+	b.sc = sc;
+	b.k = 0;
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		b.n = sizes[i];
+		/* The same number of objects for the larger sizes. */
+		nr = clamp(rounds * 10 / b.n, 50U, rounds);
+		compare("bulk", "alloc-free", impls, ARRAY_SIZE(impls), nr, b.n,
+			"ns/op");
+	}
 }
 
 /* ---- scale and producer/consumer: kthreads bound to CPUs ------------------ */
@@ -949,6 +1013,10 @@ static struct sheaf_cache *bench_cache(const char *name, const char *part)
 	sc = sheaf_cache_create(name, OBJ_SIZE, 0, 0, NULL, &args);
 	if (IS_ERR(sc))
 		return sc;
+	if (WARN_ON_ONCE(nr_held == ARRAY_SIZE(held))) {
+		sheaf_cache_destroy(sc);
+		return ERR_PTR(-ENOSPC);
+	}
 	held[nr_held].name = part;
 	held[nr_held].sc = sc;
 	held[nr_held].peak = 0;
@@ -1013,6 +1081,8 @@ static int bench_main(void *arg)
 	ret = run_part("prefill", "sheaf_bench_prefill", run_prefill);
 	if (!ret)
 		ret = run_part("percpu", "sheaf_bench_percpu", run_percpu);
+	if (!ret)
+		ret = run_part("bulk", "sheaf_bench_bulk", run_bulk);
 	if (!ret)
 		ret = run_part("scale", "sheaf_bench_scale", run_scale);
 	if (!ret)

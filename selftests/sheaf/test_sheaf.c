@@ -1315,6 +1315,389 @@ out:
 	kfree(st);
 }
 
+/* ---- bulk calls ------------------------------------------------------------- */
+
+#define BULK_MAX	(3 * CAPACITY)
+
+/* Every entry an object, no two the same. */
+static bool bulk_distinct(void **p, unsigned int n)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		if (!p[i])
+			return false;
+		for (j = 0; j < i; j++)
+			if (p[i] == p[j])
+				return false;
+	}
+	return true;
+}
+
+/* Every object of @a (@n long) is among the @m of @b. */
+static bool bulk_subset(void **a, unsigned int n, void **b, unsigned int m)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < m && b[j] != a[i]; j++)
+			;
+		if (j == m)
+			return false;
+	}
+	return true;
+}
+
+static void bulk_fill(void **p, unsigned int n, u8 byte)
+{
+	while (n--)
+		memset(p[n], byte, OBJ_SIZE);
+}
+
+static bool bulk_all_bytes(void **p, unsigned int n, u8 byte)
+{
+	while (n--)
+		if (!all_bytes(p[n], byte))
+			return false;
+	return true;
+}
+
+/*
+ * One size on one CPU with empty sheaves: the objects come from the slab,
+ * distinct and writable; freed, they fill the sheaves (also beyond one
+ * sheaf: the spare and the barn take the rest); allocated again they are
+ * the same objects, from the sheaves, zeroed for __GFP_ZERO.
+ */
+static void bulk_round_trip(struct sheaf_cache *sc, unsigned int n)
+{
+	static void *p[BULK_MAX], *freed[BULK_MAX];
+	unsigned long slab = stat(sc, ALLOC_SLAB);
+	unsigned long in = stat(sc, FREE_CPU_SHEAF);
+	unsigned long out = stat(sc, ALLOC_CPU_SHEAF);
+
+	migrate_disable();
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(sc, GFP_KERNEL, n, p), n))
+		goto out;
+	CHECK(bulk_distinct(p, n));
+	CHECK_EQ(stat(sc, ALLOC_SLAB), slab + n);
+	bulk_fill(p, n, 0xa5);
+	memcpy(freed, p, n * sizeof(*p));
+	sheaf_cache_free_bulk(sc, n, p);
+	CHECK_EQ(stat(sc, FREE_CPU_SHEAF), in + n);
+	CHECK_EQ(sheaf_cache_nr_cached(sc), n);
+
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(sc, GFP_KERNEL | __GFP_ZERO, n, p), n))
+		goto out;
+	CHECK_EQ(stat(sc, ALLOC_CPU_SHEAF), out + n);
+	CHECK_EQ(stat(sc, ALLOC_SLAB), slab + n);
+	CHECK(bulk_distinct(p, n));
+	CHECK(bulk_subset(p, n, freed, n));
+	CHECK(bulk_all_bytes(p, n, 0));
+	sheaf_cache_free_bulk(sc, n, p);
+out:
+	migrate_enable();
+	sheaf_cache_shrink(sc);
+}
+
+/*
+ * Sizes 0, 1, the capacity and beyond it; NULL entries in a free; both
+ * calls with interrupts off.
+ */
+static void test_bulk(void)
+{
+	static const unsigned int sizes[] = { 1, CAPACITY, BULK_MAX };
+	static void *p[BULK_MAX];
+	unsigned long flags, in;
+	struct fixture f;
+	bool off = true;
+	unsigned int i;
+	void *held[4];
+
+	if (setup(&f, "t_bulk", CAPACITY))
+		return;
+	/* Size 0 allocates nothing, touches nothing, and is no misuse. */
+	p[0] = &f;
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 0, p), 0);
+	CHECK(p[0] == &f);
+	sheaf_cache_free_bulk(f.sc, 0, p);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK) + stat(f.sc, FREE_BULK), 0);
+	CHECK_EQ(stat(f.sc, MISUSE), 0);
+
+	for (i = 0; i < ARRAY_SIZE(sizes); i++)
+		bulk_round_trip(f.sc, sizes[i]);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK), 2 * ARRAY_SIZE(sizes));
+	CHECK_EQ(stat(f.sc, FREE_BULK), 2 * ARRAY_SIZE(sizes));
+
+	/* NULL entries of a free are skipped. */
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 4, held), 4)) {
+		void *with_null[] = { NULL, held[0], NULL, held[1], held[2],
+				      held[3], NULL };
+
+		in = stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB);
+		sheaf_cache_free_bulk(f.sc, ARRAY_SIZE(with_null), with_null);
+		CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB),
+			 in + 4);
+	}
+
+	/* Interrupts off: the slab's part goes object by object. */
+	local_irq_save(flags);
+	i = sheaf_cache_alloc_bulk(f.sc, GFP_ATOMIC, BULK_MAX, p);
+	off &= irqs_disabled();
+	if (i == BULK_MAX)
+		sheaf_cache_free_bulk(f.sc, BULK_MAX, p);
+	off &= irqs_disabled();
+	local_irq_restore(flags);
+	CHECK_EQ(i, BULK_MAX);
+	CHECK(off);
+	CHECK_EQ(stat(f.sc, MISUSE), 0);
+	teardown(&f);
+}
+
+/*
+ * A partly filled main serves what it holds and the slab the rest; a free
+ * that finds no room (the spare full, no empty sheaf to be had) sends the
+ * rest to the slab.
+ */
+static void test_bulk_partial(void)
+{
+	enum { BULK_N = 2 * CAPACITY + 8 };
+	static void *p[BULK_MAX], *kept[8];
+	unsigned long sheaf_out, slab_out, sheaf_in, slab_in;
+	struct sheaf_pcpu *pcs;
+	struct fixture f;
+
+	if (setup(&f, "t_bulk_partial", CAPACITY))
+		return;
+	migrate_disable();
+	pcs = this_cpu_ptr(f.sc->pcpu);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 8, kept), 8))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, 8, kept);
+	if (!CHECK_EQ(pcs->main->size, 8) || !CHECK(!pcs->spare))
+		goto out;
+	memcpy(kept, pcs->main->objects, sizeof(kept));
+
+	sheaf_out = stat(f.sc, ALLOC_CPU_SHEAF);
+	slab_out = stat(f.sc, ALLOC_SLAB);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 20, p), 20))
+		goto out;
+	CHECK_EQ(stat(f.sc, ALLOC_CPU_SHEAF), sheaf_out + 8);
+	CHECK_EQ(stat(f.sc, ALLOC_SLAB), slab_out + 12);
+	CHECK_EQ(pcs->main->size, 0);
+	CHECK(bulk_subset(kept, 8, p, 20));
+	CHECK(bulk_distinct(p, 20));
+
+	/* 20 fit main. */
+	sheaf_cache_free_bulk(f.sc, 20, p);
+	CHECK_EQ(pcs->main->size, 20);
+
+	/* Main fills up, the full one becomes the spare, 4 go to a new main. */
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, BULK_N, p),
+		      BULK_N))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, CAPACITY + 4, p);
+	CHECK_EQ(pcs->main->size, 4);
+	CHECK(pcs->spare && pcs->spare->size == CAPACITY);
+
+	/* Main fills up; the spare is full and no empty sheaf can be had. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, 0, 0), 0);
+	sheaf_in = stat(f.sc, FREE_CPU_SHEAF);
+	slab_in = stat(f.sc, FREE_SLAB);
+	atomic_set(&f.sc->fail_allocs, 1);
+	sheaf_cache_free_bulk(f.sc, BULK_N - CAPACITY - 4, p + CAPACITY + 4);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF), sheaf_in + CAPACITY - 4);
+	CHECK_EQ(stat(f.sc, FREE_SLAB), slab_in + BULK_N - 2 * CAPACITY);
+	CHECK_EQ(pcs->main->size, CAPACITY);
+out:
+	migrate_enable();
+	teardown(&f);
+}
+
+/*
+ * A bulk allocation the slab cannot complete returns 0 and leaves
+ * everything as it was: the objects it took from the sheaves are back,
+ * nothing is owed to the slab, and the next call gets them again.
+ */
+static void test_bulk_failure(void)
+{
+	struct sheaf_cache_args pass = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_PASSTHROUGH,
+	};
+	static void *p[BULK_MAX], *kept[10];
+	unsigned long cached, owed;
+	struct sheaf_pcpu *pcs;
+	struct fixture f, g;
+
+	if (setup(&f, "t_bulk_fail", CAPACITY))
+		return;
+	migrate_disable();
+	pcs = this_cpu_ptr(f.sc->pcpu);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 10, kept), 10))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, 10, kept);
+	memcpy(kept, pcs->main->objects, sizeof(kept));
+	cached = sheaf_cache_nr_cached(f.sc);
+	owed = slab_outstanding(f.sc);
+
+	atomic_set(&f.sc->fail_allocs, 1);
+	p[0] = NULL;
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 50, p), 0);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached);
+	CHECK_EQ(slab_outstanding(f.sc), owed);
+	CHECK_EQ(pcs->main->size, 10);
+	CHECK(!memcmp(pcs->main->objects, kept, sizeof(kept)));
+
+	/* The slab's part of a bulk allocation larger than any sheaf. */
+	atomic_set(&f.sc->fail_allocs, 1);
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, BULK_MAX, p), 0);
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached);
+	CHECK_EQ(slab_outstanding(f.sc), owed);
+
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 50, p), 50)) {
+		CHECK(bulk_subset(kept, 10, p, 50));
+		sheaf_cache_free_bulk(f.sc, 50, p);
+	}
+out:
+	migrate_enable();
+	teardown(&f);
+
+	/* All from the slab, failing: nothing owed either. */
+	if (setup_full(&g, "t_bulk_fail_pass", &pass, NULL))
+		return;
+	atomic_set(&g.sc->fail_allocs, 1);
+	CHECK_EQ(sheaf_cache_alloc_bulk(g.sc, GFP_KERNEL, 20, p), 0);
+	atomic_set(&g.sc->fail_allocs, 0);
+	CHECK_EQ(slab_outstanding(g.sc), 0);
+	teardown(&g);
+}
+
+struct bulk_on_cpu {
+	struct sheaf_cache *sc;
+	void **objs;
+	unsigned int n;
+};
+
+static long bulk_alloc_on_cpu(void *arg)
+{
+	struct bulk_on_cpu *bc = arg;
+
+	if (sheaf_cache_alloc_bulk(bc->sc, GFP_KERNEL, bc->n, bc->objs) != bc->n)
+		return -ENOMEM;
+	return bulk_distinct(bc->objs, bc->n) ? 0 : -EINVAL;
+}
+
+static long bulk_free_on_cpu(void *arg)
+{
+	struct bulk_on_cpu *bc = arg;
+
+	sheaf_cache_free_bulk(bc->sc, bc->n, bc->objs);
+	return 0;
+}
+
+/* A CPU other than @a: on @a's node if @same_node, else on another. */
+static unsigned int bulk_other_cpu(unsigned int a, bool same_node)
+{
+	unsigned int cpu;
+
+	for_each_online_cpu(cpu)
+		if (cpu != a &&
+		    (cpu_to_mem(cpu) == cpu_to_mem(a)) == same_node)
+			return cpu;
+	return nr_cpu_ids;
+}
+
+/*
+ * Bulk-allocated on one CPU, bulk-freed on another: into that CPU's
+ * sheaves on the same node, to the slab from another node.
+ */
+static void test_bulk_cross_cpu(void)
+{
+	unsigned int a = cpumask_first(cpu_online_mask);
+	unsigned int b = bulk_other_cpu(a, true);
+	unsigned int c = bulk_other_cpu(a, false);
+	static void *objs[BULK_MAX];
+	struct bulk_on_cpu bc = { .objs = objs, .n = BULK_MAX };
+	unsigned long in, remote;
+	struct fixture f;
+
+	if (b >= nr_cpu_ids) {
+		mark_skipped("needs two online CPUs on one node");
+		return;
+	}
+	if (setup(&f, "t_bulk_cross", CAPACITY))
+		return;
+	bc.sc = f.sc;
+	if (!CHECK_EQ(work_on_cpu(a, bulk_alloc_on_cpu, &bc), 0))
+		goto out;
+	in = stat(f.sc, FREE_CPU_SHEAF);
+	CHECK_EQ(work_on_cpu(b, bulk_free_on_cpu, &bc), 0);
+	CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF), in + BULK_MAX);
+	CHECK_EQ(pcs_of(f.sc, a)->main->size, 0);
+	CHECK(pcs_of(f.sc, b)->main->size > 0);
+
+	/* And back: what b's sheaves hold serves b. */
+	if (!CHECK_EQ(work_on_cpu(b, bulk_alloc_on_cpu, &bc), 0))
+		goto out;
+	CHECK_EQ(work_on_cpu(a, bulk_free_on_cpu, &bc), 0);
+
+	if (c < nr_cpu_ids && node_state(cpu_to_mem(c), N_MEMORY)) {
+		if (!CHECK_EQ(work_on_cpu(a, bulk_alloc_on_cpu, &bc), 0))
+			goto out;
+		remote = stat(f.sc, FREE_REMOTE);
+		CHECK_EQ(work_on_cpu(c, bulk_free_on_cpu, &bc), 0);
+		CHECK_EQ(stat(f.sc, FREE_REMOTE), remote + BULK_MAX);
+	}
+out:
+	teardown(&f);
+}
+
+/*
+ * A NULL array and sizes beyond INT_MAX warn, are counted, and allocate
+ * or free nothing; in verify mode a bulk free catches a double free.
+ */
+static void test_bulk_misuse(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_VERIFY,
+	};
+	size_t huge = (size_t)INT_MAX + 1;
+	void *p[4] = { NULL }, *again[1];
+	struct fixture f, v;
+
+	if (setup(&f, "t_bulk_misuse", CAPACITY))
+		return;
+	EXPECT_WARN_BEGIN("bulk_misuse");
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 4, NULL), 0);
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, huge, p), 0);
+	CHECK(!p[0] && !p[3]);
+	sheaf_cache_free_bulk(f.sc, 4, NULL);
+	sheaf_cache_free_bulk(f.sc, huge, p);
+	EXPECT_WARN_END("bulk_misuse");
+	CHECK_EQ(stat(f.sc, MISUSE), 4);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK) + stat(f.sc, FREE_BULK), 0);
+	CHECK_EQ(slab_outstanding(f.sc), 0);
+	teardown(&f);
+
+	if (setup_full(&v, "t_bulk_verify", &args, NULL))
+		return;
+	migrate_disable();
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(v.sc, GFP_KERNEL, 4, p), 4)) {
+		again[0] = p[2];
+		sheaf_cache_free_bulk(v.sc, 4, p);
+		EXPECT_WARN_BEGIN("bulk_verify");
+		sheaf_cache_free_bulk(v.sc, 1, again);	/* a double free */
+		EXPECT_WARN_END("bulk_verify");
+		CHECK_EQ(stat(v.sc, DOUBLE_FREE), 1);
+		CHECK_EQ(sheaf_cache_nr_cached(v.sc), 4);
+	}
+	migrate_enable();
+	teardown(&v);
+}
+
 /* ---- the cases ---------------------------------------------------------------- */
 
 static const struct test_case test_cases[] = {
@@ -1344,6 +1727,11 @@ static const struct test_case test_cases[] = {
 	{ "passthrough_param", test_passthrough_param },
 	{ "misuse", test_misuse },
 	{ "detach_outstanding", test_detach_outstanding },
+	{ "bulk", test_bulk },
+	{ "bulk_partial", test_bulk_partial },
+	{ "bulk_failure", test_bulk_failure },
+	{ "bulk_cross_cpu", test_bulk_cross_cpu },
+	{ "bulk_misuse", test_bulk_misuse },
 	{ "stress", test_stress },
 };
 
