@@ -300,6 +300,10 @@ judge() {
 	if has_ktap "$mode"; then
 		read_ktap "$body"
 	fi
+	# The tracer VM exists to run the tools: one missing is the test bed's fault.
+	if [[ $mode == tracers && $SKIPPED -gt 0 ]]; then
+		REASONS+=("tracers.sh skipped $SKIPPED case(s): a tool is missing from the initramfs")
+	fi
 	if [[ -z $exitline ]]; then
 		REASONS+=("no exit line on the result channel (guest died or hung)")
 	elif [[ ${exitline%% *} != 0 ]]; then
