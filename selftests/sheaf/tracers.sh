@@ -109,15 +109,16 @@ expect() {
 # --- the cases -----------------------------------------------------------------
 
 check_perf_stat() {
-	local out=$TMP/perf-stat.csv filter="cache == \"$CACHE\"" prefills returns
+	local out=$TMP/perf-stat.txt filter="cache == \"$CACHE\"" prefills returns
 
-	perf stat -a -x, -o "$out" \
+	# The C locale: counts without thousands separators.
+	LC_ALL=C perf stat -a -o "$out" \
 		-e sheaf:sheaf_prefill --filter "$filter" \
 		-e sheaf:sheaf_return --filter "$filter" \
 		-- "$SELF" workload example || return 1
-	sed 's/^/# /' "$out"
-	prefills=$(awk -F, '$3 == "sheaf:sheaf_prefill" { print $1 }' "$out")
-	returns=$(awk -F, '$3 == "sheaf:sheaf_return" { print $1 }' "$out")
+	sed '/^$/d; s/^/# /' "$out"
+	prefills=$(awk '$2 == "sheaf:sheaf_prefill" { print $1 }' "$out")
+	returns=$(awk '$2 == "sheaf:sheaf_return" { print $1 }' "$out")
 	expect perf_stat "sheaf:sheaf_prefill events" "$prefills" "$(stat_of prefilled)" &&
 		expect perf_stat "sheaf:sheaf_return events" "$returns" "$(stat_of returned)" &&
 		expect perf_stat "prefilled" "$(stat_of prefilled)" "$ROUNDS"
