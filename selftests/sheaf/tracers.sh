@@ -178,7 +178,7 @@ check_bpftrace() {
 	# -c takes an ELF binary only, not a script.
 	bpftrace -e "$prog" -c "$(command -v bash) $SELF workload example" >"$out" 2>&1 ||
 		{ sed 's/^/# /' "$out"; return 1; }
-	grep '^@' "$out" | sed 's/^/# /'
+	sed '/^$/d; s/^/# /' "$out"
 	spare=$(sed -n 's/^@to\[spare\]: //p' "$out")
 	other=$(sed -n 's/^@to\[other\]: //p' "$out")
 	expect bpftrace "@prefill[32]" "$(sed -n 's/^@prefill\[32\]: //p' "$out")" \
