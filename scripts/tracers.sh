@@ -15,8 +15,9 @@
 # (a private apt state, an empty dpkg status: nothing of the host's is
 # assumed) into $SHEAF_CACHE/debs/tracers and unpacked with dpkg-deb -x;
 # nothing is installed on the host.  The libraries are those the
-# binaries' DT_NEEDED entries name, followed recursively.  A stamp keeps
-# the result until the set of .debs changes.
+# binaries' DT_NEEDED entries name, followed recursively.  The root is
+# named after the .debs and this script, and never changed once made, so
+# a reader is never disturbed by another run making a new one.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +37,7 @@ LISTS_MAX_AGE_MIN=1440
 STATE=$SHEAF_CACHE/apt/tracers
 DEBS=$SHEAF_CACHE/debs/tracers
 UNPACKED=$SHEAF_CACHE/tracers/unpacked
-ROOT=$SHEAF_CACHE/tracers/root
+ROOT=''	# $SHEAF_CACHE/tracers/root-<hash>
 
 apt_state_init() {
 	mkdir -p "$STATE/etc/sources.list.d" "$STATE/etc/preferences.d" \
@@ -78,6 +79,8 @@ fetch_debs() {
 	mkdir -p "$STATE/cache"
 	DEBIAN_FRONTEND=noninteractive apt_private install -y --download-only \
 		--no-install-recommends "${PACKAGES[@]}" >&2
+	# Superseded versions would be unpacked too.
+	apt_private autoclean >&2
 }
 
 # The .debs apt would install now, as a sorted list: the stamp's content.
@@ -165,7 +168,7 @@ stage_root() {
 }
 
 main() {
-	local stamp=$SHEAF_CACHE/tracers/stamp lock want
+	local lock hash root
 
 	[[ $# -eq 0 ]] || { sed -n '4,5s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 	"$SHEAF_TOP/scripts/deps.sh" "${HOST_TOOLS[@]}"
@@ -174,13 +177,17 @@ main() {
 	exec 9>"$lock"
 	flock 9
 	fetch_debs
-	want=$(wanted_debs)
-	if [[ ! -f $stamp || $(cat "$stamp") != "$want" || ! -d $ROOT ]]; then
-		log "unpacking $(wc -l <<<"$want") packages"
+	hash=$( (wanted_debs; cat "$0") | sha256sum | cut -c1-16)
+	root=$SHEAF_CACHE/tracers/root-$hash
+	if [[ ! -d $root ]]; then
+		log "unpacking $(wanted_debs | wc -l) packages"
 		unpack_debs
+		ROOT=$SHEAF_CACHE/tracers/staging
 		stage_root
-		echo "$want" >"$stamp"
+		rm -rf "$SHEAF_CACHE"/tracers/root-* "$UNPACKED"
+		mv "$ROOT" "$root"
 	fi
+	ROOT=$root
 	log "$ROOT: $(du -sh "$ROOT" | cut -f1), $(find "$ROOT" -type f | wc -l) files"
 	echo "$ROOT"
 }

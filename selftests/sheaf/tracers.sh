@@ -8,8 +8,8 @@
 #   perf_stat    perf stat counts sheaf:sheaf_prefill and sheaf:sheaf_return
 #                of the example's cache: equal to its prefilled and returned
 #                counters
-#   perf_script  perf record + perf script print the returns with their
-#                fields parsed, the destination as a name
+#   perf_script  perf record -e 'sheaf:*' + perf script: all five events
+#                with every field parsed, the returns' destinations as names
 #   trace_cmd    trace-cmd record -e sheaf + report: all five events with
 #                every field parsed, one sheaf_prefill line per prefill
 #   bpftrace     a bpftrace map of prefills by wanted size and of returns by
@@ -17,8 +17,8 @@
 #
 # The workload is examples/sheaf_example.ko (ROUNDS rounds, one prefill
 # and one return each; its cache lives until it is unloaded, so its
-# counters can be read after the run); trace_cmd adds test_sheaf's refill
-# and exchanges cases, which make every kind of event.  A tool that is not
+# counters can be read after the run); perf_script and trace_cmd add
+# test_sheaf's refill and exchanges cases, which make every kind of event.  A tool that is not
 # installed skips its case, saying so.  Output is KTAP.
 #
 # The modules are taken from this script's directory when present, else
@@ -124,23 +124,9 @@ check_perf_stat() {
 		expect perf_stat "prefilled" "$(stat_of prefilled)" "$ROUNDS"
 }
 
-check_perf_script() {
-	local data=$TMP/perf.data out=$TMP/perf-script.txt spare all parsed
-
-	perf record -q -a -o "$data" -e sheaf:sheaf_return \
-		-- "$SELF" workload example >"$TMP/record.log" 2>&1 ||
-		{ sed 's/^/# /' "$TMP/record.log"; return 1; }
-	perf script -i "$data" >"$out" 2>&1 || { sed 's/^/# /' "$out"; return 1; }
-	grep -m 3 sheaf_return "$out" | sed 's/^/# /'
-	all=$(grep -c 'sheaf:sheaf_return:' "$out")
-	parsed=$(grep -Ec 'sheaf:sheaf_return: cache=[^ ]+ size=[0-9]+ to=(spare|barn|slab)$' "$out")
-	spare=$(grep -Ec "sheaf:sheaf_return: cache=$CACHE size=[0-9]+ to=spare\$" "$out")
-	expect perf_script "events not parsed" $((all - parsed)) 0 &&
-		expect perf_script "events to=spare" "$spare" "$(stat_of sheaf_return_fast)"
-}
-
-# The report line of each event, every field parsed: enum values as names.
-TRACE_CMD_LINES=(
+# The line of each event, every field parsed (enum values as names), as
+# perf script and trace-cmd report print it after the event's name.
+EVENT_LINES=(
 	'sheaf_prefill: +cache=[^ ]+ wanted=[0-9]+ size=[0-9]+ capacity=[0-9]+( failed)?$'
 	'sheaf_return: +cache=[^ ]+ size=[0-9]+ to=(spare|barn|slab)$'
 	'sheaf_refill: +cache=[^ ]+ before=[0-9]+ wanted=[0-9]+ ret=-?[0-9]+$'
@@ -148,22 +134,43 @@ TRACE_CMD_LINES=(
 	'sheaf_flush: +cache=[^ ]+ objects=[0-9]+$'
 )
 
+# check_parsed CASE FILE: every one of the five events is in FILE, and
+# every sheaf event line in it is parsed.  Prints the first of each.
+check_parsed() {
+	local name=$1 out=$2 re ev n all=0 ok=0
+
+	for re in "${EVENT_LINES[@]}"; do
+		ev=${re%%:*}
+		n=$(grep -Ec "$re" "$out")
+		grep -E -m 1 "$re" "$out" | sed 's/^ */# /'
+		all=$((all + $(grep -c "$ev: " "$out")))
+		ok=$((ok + n))
+		[ "$n" -gt 0 ] || { echo "# $name: no parsed $ev line"; return 1; }
+	done
+	expect "$name" "sheaf events not parsed" $((all - ok)) 0
+}
+
+check_perf_script() {
+	local data=$TMP/perf.data out=$TMP/perf-script.txt spare
+
+	perf record -q -a -o "$data" -e 'sheaf:*' \
+		-- "$SELF" workload all >"$TMP/record.log" 2>&1 ||
+		{ sed 's/^/# /' "$TMP/record.log"; return 1; }
+	perf script -i "$data" >"$out" 2>&1 || { sed 's/^/# /' "$out"; return 1; }
+	spare=$(grep -Ec "sheaf:sheaf_return: cache=$CACHE size=[0-9]+ to=spare\$" "$out")
+	check_parsed perf_script "$out" &&
+		expect perf_script "sheaf_return to=spare of $CACHE" "$spare" \
+			"$(stat_of sheaf_return_fast)"
+}
+
 check_trace_cmd() {
-	local data=$TMP/trace.dat out=$TMP/report.txt re ev n all=0 ok=0
+	local data=$TMP/trace.dat out=$TMP/report.txt
 
 	trace-cmd record -q -e sheaf -o "$data" "$SELF" workload all >"$TMP/record.log" 2>&1 ||
 		{ sed 's/^/# /' "$TMP/record.log"; return 1; }
 	trace-cmd report -i "$data" >"$out" 2>"$TMP/report.err" ||
 		{ sed 's/^/# /' "$TMP/report.err"; return 1; }
-	for re in "${TRACE_CMD_LINES[@]}"; do
-		ev=${re%%:*}
-		n=$(grep -Ec "$re" "$out")
-		grep -E -m 1 "$re" "$out" | sed 's/^ */# /'
-		all=$((all + $(grep -c " $ev: " "$out")))
-		ok=$((ok + n))
-		[ "$n" -gt 0 ] || { echo "# trace_cmd: no parsed $ev line"; return 1; }
-	done
-	expect trace_cmd "sheaf events not parsed" $((all - ok)) 0 &&
+	check_parsed trace_cmd "$out" &&
 		expect trace_cmd "sheaf_prefill lines of $CACHE" \
 			"$(grep -Ec "sheaf_prefill: +cache=$CACHE " "$out")" "$(stat_of prefilled)"
 }
