@@ -18,8 +18,9 @@
 # The workload is examples/sheaf_example.ko (ROUNDS rounds, one prefill
 # and one return each; its cache lives until it is unloaded, so its
 # counters can be read after the run); perf_script and trace_cmd add
-# test_sheaf's refill and exchanges cases, which make every kind of event.  A tool that is not
-# installed skips its case, saying so.  Output is KTAP.
+# test_sheaf's refill and exchanges cases, which make every kind of
+# event.  A tool that is not installed skips its case, saying so.  Output
+# is KTAP.
 #
 # The modules are taken from this script's directory when present, else
 # from the installed modules (modprobe).
@@ -39,6 +40,8 @@ ROUNDS=${SHEAF_TRACE_ROUNDS:-1000}
 CACHE=sheaf_example
 STATS=/sys/kernel/sheaf/$CACHE
 TMP=
+# What sheaf_example asks of every prefill (examples/sheaf_example.c).
+EXAMPLE_WANTED=32
 # The destinations of sheaf_return, as sheaf_internal.h numbers them.
 TO_SPARE=0
 
@@ -188,8 +191,8 @@ check_bpftrace() {
 	sed '/^$/d; s/^/# /' "$out"
 	spare=$(sed -n 's/^@to\[spare\]: //p' "$out")
 	other=$(sed -n 's/^@to\[other\]: //p' "$out")
-	expect bpftrace "@prefill[32]" "$(sed -n 's/^@prefill\[32\]: //p' "$out")" \
-		"$(stat_of prefilled)" &&
+	expect bpftrace "@prefill[$EXAMPLE_WANTED]" \
+		"$(sed -n "s/^@prefill\[$EXAMPLE_WANTED\]: //p" "$out")" "$(stat_of prefilled)" &&
 		expect bpftrace "@to[spare]" "${spare:-0}" "$(stat_of sheaf_return_fast)" &&
 		expect bpftrace "@to[other]" "${other:-0}" "$(stat_of sheaf_return_slow)"
 }
@@ -236,6 +239,7 @@ main() {
 	t=$(tracefs)
 	if [ -z "$t" ] || [ ! -d "$t/events/sheaf" ]; then
 		echo "1..0 # SKIP no tracefs, or no sheaf events in it"
+		[ $loaded_core -eq 0 ] || rmmod sheafmod
 		exit $KSFT_SKIP
 	fi
 
