@@ -140,7 +140,9 @@ run_kernel() {
 	"$SHEAF_TOP/scripts/kernels.sh" fetch "$k" >"$dir/fetch.log" 2>&1 ||
 		{ step_failed "$k" FETCH "$dir/fetch.log"; return 0; }
 	echo "$k: build"
-	if ! moddir=$("$SHEAF_TOP/scripts/kbuild.sh" "$k" 2>"$dir/build.log" | tail -n 1) ||
+	# A copy: another tree's make check may build for K while this one runs.
+	if ! moddir=$(SHEAF_BUILD_COPY=$dir/modules "$SHEAF_TOP/scripts/kbuild.sh" "$k" \
+		2>"$dir/build.log" | tail -n 1) ||
 		[[ -z $moddir ]]; then
 		step_failed "$k" BUILD "$dir/build.log"
 		return 0

@@ -83,7 +83,7 @@ fetch_debs() {
 	apt_private autoclean >&2
 }
 
-# The .debs apt would install now, as a sorted list: the stamp's content.
+# The .debs apt would install now, as a sorted list: the root's name hashes it.
 wanted_debs() {
 	apt_private install -s --no-install-recommends "${PACKAGES[@]}" 2>/dev/null |
 		awk '$1 == "Inst" { print $2 }' | sort
@@ -135,15 +135,14 @@ copy_file() {
 	fi
 }
 
-# Debian's /usr/bin/perf runs perf_<version> where one exists; the
-# binary of linux-perf is /usr/bin/perf itself in bookworm.
+# bookworm's linux-perf ships the binary as /usr/bin/perf, unversioned.
 tool_path() {
 	[[ -f $UNPACKED/usr/bin/$1 ]] || die "no usr/bin/$1 in the unpacked packages"
 	echo "usr/bin/$1"
 }
 
 stage_root() {
-	local queue=() lib rel tool
+	local queue=() lib rel dep tool
 	local -A seen=()
 
 	rm -rf "$ROOT"
@@ -160,9 +159,9 @@ stage_root() {
 		while read -r lib; do
 			[[ -z ${seen[$lib]:-} ]] || continue
 			seen[$lib]=1
-			rel=$(find_lib "$lib")
-			copy_file "$rel"
-			queue+=("$rel")
+			dep=$(find_lib "$lib")
+			copy_file "$dep"
+			queue+=("$dep")
 		done < <(needed "$UNPACKED/$rel")
 	done
 }
