@@ -16,8 +16,9 @@
 # SHEAF_TRACER_KERNELS (default "6.1 7.2": the oldest and the newest), the
 # tracer VM (vm.sh --mode tracers, an initramfs with perf, trace-cmd and
 # bpftrace: selftests/sheaf/tracers.sh), a row "K/tracers" of its own.
-# Logs of kernel K go to out/logs/K/: fetch.log, build.log, upstream.log,
-# initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
+# Logs of kernel K go to out/logs/K/: modules/ (the build that was
+# tested, copied from the shared build dir), fetch.log, build.log,
+# upstream.log, initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
 # kernel log), result.txt (its KTAP), summary; those of its DKMS steps to
 # out/logs/K/dkms/, those of the tracer VM to out/logs/K/tracers/.  Host
 # steps log to out/logs/{lint,sheafinfo,deb}.log.
