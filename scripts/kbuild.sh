@@ -18,6 +18,10 @@
 # SHEAF_SRC  source tree to build (default: this repo); its git-tracked and
 #            untracked-but-not-ignored files are copied, so the build never
 #            writes into it.
+# SHEAF_BUILD_COPY  after a "modules" build, copy the build dir there
+#            before another build can start, and print that path instead:
+#            the build dir is shared by every source tree building for K,
+#            and the next one syncs its own sources over it.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -166,7 +170,13 @@ main() {
 	fi
 	if wants_modules "$@"; then
 		prune_stale_modules "$build/src"
-		echo "$build/src"
+		if [[ -n ${SHEAF_BUILD_COPY:-} ]]; then
+			rm -rf "$SHEAF_BUILD_COPY"
+			cp -a "$build/src" "$SHEAF_BUILD_COPY"
+			echo "$SHEAF_BUILD_COPY"
+		else
+			echo "$build/src"
+		fi
 	fi
 }
 
