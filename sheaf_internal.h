@@ -182,7 +182,8 @@ static inline unsigned long sheaf_stat_sum(struct sheaf_cache *sc,
 
 /*
  * Objects the layer holds now, in per-CPU sheaves (rcu sheaves waiting for
- * their grace period included), barns and prefilled sheaves, from the counters: remote CPUs' sheaves cannot be read safely.
+ * their grace period included), barns and prefilled sheaves, from the
+ * counters: remote CPUs' sheaves cannot be read safely.
  */
 static inline unsigned long sheaf_cache_nr_cached(struct sheaf_cache *sc)
 {

@@ -36,6 +36,8 @@
  *   allocated.  SHEAF_CACHE_PASSTHROUGH keeps nothing in sheaves.
  * - Memory pressure.  sheaf_cache_shrink() gives everything back; sheaves
  *   are bounded: 2 per CPU, barn_max_full + barn_max_empty per node.
+ * - RCU-deferred frees.  A third per-CPU sheaf collects them and goes
+ *   through one call_rcu() when full; see sheaf_cache_free_rcu().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

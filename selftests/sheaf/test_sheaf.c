@@ -1304,6 +1304,7 @@ static int rcu_gp_reader(void *arg)
 	}
 	rcu_gp_check_all(g);
 	rcu_read_unlock();
+	/* Orders the checks before it: pairs with the freer's acquire. */
 	smp_store_release(&g->done, 1);
 	complete(&g->reader_end);
 	while (!kthread_should_stop())
@@ -1320,9 +1321,11 @@ static int rcu_gp_freer(void *arg)
 		usleep_range(100, 200);
 	for (i = 0; i < g->n; i++)
 		sheaf_cache_free_rcu(g->sc, g->objs[i]);
+	/* Pairs with the reader's release of @done. */
 	g->done_after_frees = smp_load_acquire(&g->done);
 	WRITE_ONCE(g->freed, 1);
 	sheaf_cache_rcu_barrier(g->sc);
+	/* Likewise. */
 	g->done_after_barrier = smp_load_acquire(&g->done);
 	complete(&g->freer_end);
 	while (!kthread_should_stop())
