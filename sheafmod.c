@@ -928,7 +928,7 @@ static struct sheaf_pcpu *pcs_get_rcu_sheaf(struct sheaf_cache *sc,
  * When no rcu sheaf can be had without sleeping (the CPU's sheaves are
  * busy under an interrupt, or no memory for one), @obj alone goes through
  * call_rcu() on a node from kmalloc(%GFP_ATOMIC), else from a reserve of
- * %SHEAF_RCU_RESERVE nodes per cache; with none of those, a caller that
+ * 16 nodes per cache; with none of those, a caller that
  * may sleep waits in synchronize_rcu().  Worst case: in atomic context
  * with no memory and the whole reserve waiting for its grace period,
  * @obj cannot be deferred and is never freed (a leak, counted in

@@ -1186,7 +1186,10 @@ static void stress_round(struct stress *st, void **objs, unsigned int n)
 			continue;
 		if (i % 3 == 0)
 			stress_xfer(st, &objs[i]);
-		sheaf_cache_free(st->sc, objs[i]);
+		if (i % 3 == 1)
+			sheaf_cache_free_rcu(st->sc, objs[i]);
+		else
+			sheaf_cache_free(st->sc, objs[i]);
 	}
 	atomic_long_add(2 * n + 2 * k + 2, &st->ops);
 }
@@ -1240,6 +1243,9 @@ static void test_stress(void)
 		wait_for_completion(&st->done);
 	for (i = 0; i < XFER_SLOTS; i++)
 		sheaf_cache_free(f.sc, st->xfer[i]);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), stat(f.sc, FREE_RCU_SHEAF) +
+		 stat(f.sc, FREE_RCU_SHEAF_FAIL));
 	CHECK(nthreads >= 1);
 	CHECK_EQ(atomic_read(&st->errors), 0);
 	pr_info("stress: %u threads, %ld operations\n", nthreads,
