@@ -1611,6 +1611,51 @@ out:
 }
 
 /*
+ * The documented worst case: atomic context (inside a reader, where
+ * synchronize_rcu() is not allowed), no memory, the reserve in flight.
+ * The object is kept, counted and warned about, never freed early; the
+ * caller can still free it after a grace period.
+ */
+static void test_rcu_worst_case(void)
+{
+	void *objs[SHEAF_RCU_RESERVE + 1];
+	unsigned int n = ARRAY_SIZE(objs), i;
+	void *last = NULL;
+	struct fixture f;
+
+	if (setup(&f, "t_rcu_worst", CAPACITY))
+		return;
+	/* No empty sheaf in a barn: every deferral needs an allocation. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, SHEAF_BARN_KEEP, 0), 0);
+	if (!alloc_n(f.sc, objs, n))
+		goto out;
+	last = objs[n - 1];
+	memset(last, CANARY, OBJ_SIZE);
+	atomic_set(&f.sc->fail_allocs, INT_MAX);
+	rcu_read_lock();
+	for (i = 0; i < n - 1; i++)
+		sheaf_cache_free_rcu(f.sc, objs[i]);
+	EXPECT_WARN_BEGIN("rcu_lost");
+	sheaf_cache_free_rcu(f.sc, last);
+	EXPECT_WARN_END("rcu_lost");
+	CHECK(canary_intact(last));
+	rcu_read_unlock();
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE), n - 1);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_SYNC), 0);
+	CHECK_EQ(stat(f.sc, RCU_LOST), 1);
+
+	synchronize_rcu();
+	CHECK(canary_intact(last));
+	sheaf_cache_free(f.sc, last);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n - 1);
+out:
+	atomic_set(&f.sc->fail_allocs, 0);
+	teardown(&f);
+}
+
+/*
  * Detach with rcu sheaves pending, full and partial: detach waits for
  * them, and the kmem_cache is found empty (the slab warns otherwise).
  */
@@ -1694,6 +1739,7 @@ static const struct test_case test_cases[] = {
 	{ "rcu_grace_period", test_rcu_grace_period },
 	{ "rcu_barrier", test_rcu_barrier },
 	{ "rcu_fallback", test_rcu_fallback },
+	{ "rcu_worst_case", test_rcu_worst_case },
 	{ "rcu_detach", test_rcu_detach },
 	{ "rcu_hotplug", test_rcu_hotplug },
 	{ "stress", test_stress },
