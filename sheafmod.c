@@ -743,7 +743,7 @@ static struct sheaf_rcu_node *sheaf_rcu_reserve_take(struct sheaf_cache *sc)
 		       NULL;
 }
 
-/* Softirq, or the rcuc thread on PREEMPT_RT: raw barn locks and kfree only. */
+/* Softirq, or the rcuc thread on PREEMPT_RT: the slab's free path only. */
 static void sheaf_rcu_node_done(struct rcu_head *head)
 {
 	struct sheaf_rcu_node *node = container_of(head, struct sheaf_rcu_node,

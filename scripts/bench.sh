@@ -255,9 +255,10 @@ print_rcu() {
 			k = order[i]
 			split(k, f, ",")
 			s = v[k ",sheafmod"]
+			rc = (s > 0) ? v[k ",call_rcu"] / s : 0
+			rk = (s > 0) ? v[k ",kfree_rcu"] / s : 0
 			printf "%-8s %-7s %-5s %9.1f %9.1f %9.1f %9.2fx %9.2fx\n", f[1], f[2], f[3],
-				s, v[k ",call_rcu"], v[k ",kfree_rcu"],
-				s > 0 ? v[k ",call_rcu"] / s : 0, s > 0 ? v[k ",kfree_rcu"] / s : 0
+				s, v[k ",call_rcu"], v[k ",kfree_rcu"], rc, rk
 		}
 	}' "$OUT/results.csv"
 }
