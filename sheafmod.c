@@ -36,6 +36,8 @@
  *   allocated.  SHEAF_CACHE_PASSTHROUGH keeps nothing in sheaves.
  * - Memory pressure.  sheaf_cache_shrink() gives everything back; sheaves
  *   are bounded: 2 per CPU, barn_max_full + barn_max_empty per node.
+ * - RCU-deferred frees.  A third per-CPU sheaf collects them and goes
+ *   through one call_rcu() when full; see sheaf_cache_free_rcu().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -918,6 +920,368 @@ void sheaf_cache_free_bulk(struct sheaf_cache *sc, size_t size, void **p)
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_free_bulk, SHEAF_NS);
 
+/* ---- RCU-deferred frees ------------------------------------------------- */
+
+/*
+ * sheaf_cache_free_rcu() collects objects in a per-CPU rcu sheaf and sends
+ * the whole sheaf through one call_rcu() when it is full (or at a barrier,
+ * a CPU's death or detach).  The sheaf carries the rcu_head, so objects
+ * need none.  When no rcu sheaf can be had without sleeping, one object
+ * goes through call_rcu() on a small node of its own: kmalloc'ed, else one
+ * of the cache's reserve; a caller that may sleep then waits for the grace
+ * period itself.
+ */
+struct sheaf_rcu_node {
+	union {
+		struct rcu_head rcu;
+		struct llist_node reserve_link;	/* while in the reserve */
+	};
+	struct sheaf_cache *sc;
+	void *obj;
+	bool reserved;	/* goes back to the reserve, not to kfree() */
+};
+
+static int sheaf_rcu_reserve_fill(struct sheaf_cache *sc)
+{
+	struct sheaf_rcu_node *node;
+	unsigned int i;
+
+	raw_spin_lock_init(&sc->rcu_reserve_lock);
+	init_llist_head(&sc->rcu_reserve);
+	for (i = 0; i < SHEAF_RCU_RESERVE; i++) {
+		node = kzalloc(sizeof(*node), GFP_KERNEL);
+		if (!node)
+			return -ENOMEM;
+		node->reserved = true;
+		llist_add(&node->reserve_link, &sc->rcu_reserve);
+	}
+	return 0;
+}
+
+/* Every node must be back: after rcu_barrier(). */
+static void sheaf_rcu_reserve_free(struct sheaf_cache *sc)
+{
+	struct llist_node *list = llist_del_all(&sc->rcu_reserve);
+	struct sheaf_rcu_node *node, *next;
+
+	llist_for_each_entry_safe(node, next, list, reserve_link)
+		kfree(node);
+}
+
+static struct sheaf_rcu_node *sheaf_rcu_reserve_take(struct sheaf_cache *sc)
+{
+	struct llist_node *first;
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&sc->rcu_reserve_lock, flags);
+	first = llist_del_first(&sc->rcu_reserve);
+	raw_spin_unlock_irqrestore(&sc->rcu_reserve_lock, flags);
+	return first ? llist_entry(first, struct sheaf_rcu_node, reserve_link) :
+		       NULL;
+}
+
+/* Softirq, or the rcuc thread on PREEMPT_RT: the slab's free path only. */
+static void sheaf_rcu_node_done(struct rcu_head *head)
+{
+	struct sheaf_rcu_node *node = container_of(head, struct sheaf_rcu_node,
+						   rcu);
+	struct sheaf_cache *sc = node->sc;
+
+	sheaf_slab_free(sc, node->obj);
+	sheaf_stat(sc, RCU_DONE);
+	if (node->reserved)
+		llist_add(&node->reserve_link, &sc->rcu_reserve);
+	else
+		kfree(node);
+}
+
+/* Whether synchronize_rcu() is allowed here: a task, preemptible, no reader. */
+static bool sheaf_may_sleep(void)
+{
+	return in_task() && preemptible() && !rcu_preempt_depth();
+}
+
+/* No rcu sheaf to be had: defer @obj alone.  See sheaf_cache_free_rcu(). */
+static noinline void sheaf_free_rcu_fallback(struct sheaf_cache *sc, void *obj)
+{
+	struct sheaf_rcu_node *node = NULL;
+	enum sheaf_stat how = RCU_FALLBACK_NODE;
+
+	sheaf_stat(sc, FREE_RCU_SHEAF_FAIL);
+	if (!sheaf_inject_failure(sc))
+		node = kmalloc(sizeof(*node), GFP_ATOMIC | __GFP_NOWARN);
+	if (node) {
+		node->reserved = false;
+	} else {
+		node = sheaf_rcu_reserve_take(sc);
+		how = RCU_FALLBACK_RESERVE;
+	}
+	if (node) {
+		node->sc = sc;
+		node->obj = obj;
+		sheaf_stat(sc, how);
+		call_rcu(&node->rcu, sheaf_rcu_node_done);
+		return;
+	}
+	if (sheaf_may_sleep()) {
+		synchronize_rcu();
+		sheaf_slab_free(sc, obj);
+		sheaf_stat(sc, RCU_FALLBACK_SYNC);
+		sheaf_stat(sc, RCU_DONE);
+		return;
+	}
+	/* Atomic, no memory, the reserve in flight: freeing would be a UAF. */
+	sheaf_stat(sc, RCU_LOST);
+	WARN_ONCE(1, "%s: out of memory in atomic context, object %p leaked instead of freed after RCU\n",
+		  sc->name, obj);
+}
+
+/* Whether every object of @sheaf belongs to the running CPU's node. */
+static bool sheaf_all_local(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	int node = numa_mem_id();
+	unsigned int i;
+
+	if (!sc->numa)
+		return true;
+	for (i = 0; i < sheaf->size; i++)
+		if (sheaf_obj_node(sheaf->objects[i]) != node)
+			return false;
+	return true;
+}
+
+/*
+ * The grace period is over, so nobody looks at the objects any more: only
+ * now may they be poisoned or zeroed, as a free into a sheaf would have.
+ */
+static void sheaf_rcu_park(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	unsigned int i;
+
+	if (unlikely(sc->verify))
+		sheaf_poison(sc, sheaf->objects, sheaf->size);
+	else if (sc->zero_on_free)
+		for (i = 0; i < sheaf->size; i++)
+			memset(sheaf->objects[i], 0, sc->object_size);
+}
+
+/*
+ * An rcu sheaf's grace period is over.  Runs in softirq (or the rcuc
+ * thread on PREEMPT_RT), never touches the per-CPU sheaves: a full sheaf
+ * of local objects goes to the barn as it is, anything else is flushed to
+ * the slab and the empty sheaf kept in the barn or freed.
+ */
+static void sheaf_rcu_done(struct rcu_head *head)
+{
+	struct sheaf *sheaf = container_of(head, struct sheaf, rcu_head);
+	struct sheaf_cache *sc = sheaf->cache;
+	struct sheaf_barn *barn = sheaf_local_barn(sc);
+	bool kept;
+
+	sheaf_stat_add(sc, RCU_DONE, sheaf->size);
+	if (sheaf_is_full(sheaf) && !sc->bypass &&
+	    sheaf_recyclable(sc, sheaf) && sheaf_all_local(sc, sheaf)) {
+		sheaf_rcu_park(sc, sheaf);
+		kept = barn_put_full(barn, sheaf, READ_ONCE(sc->barn_max_full));
+		sheaf_barn_put(sc, kept);
+		if (kept)
+			return;
+	}
+	sheaf_flush(sc, sheaf);
+	kept = sheaf_recyclable(sc, sheaf) &&
+	       barn_put_empty(barn, sheaf, READ_ONCE(sc->barn_max_empty));
+	sheaf_barn_put(sc, kept);
+	if (!kept)
+		sheaf_free_empty(sc, sheaf);
+}
+
+/* Send an rcu sheaf on its way; an empty one has nothing to wait for. */
+static void sheaf_rcu_submit(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	if (!sheaf->size) {
+		sheaf_stash(sc, sheaf);
+		return;
+	}
+	sheaf_stat(sc, RCU_SHEAF_SUBMIT);
+	call_rcu(&sheaf->rcu_head, sheaf_rcu_done);
+}
+
+/* An empty sheaf to collect RCU frees in, without sleeping; or NULL. */
+static struct sheaf *sheaf_rcu_get_empty(struct sheaf_cache *sc)
+{
+	struct sheaf *empty = barn_get_empty(sheaf_local_barn(sc));
+
+	if (empty) {
+		sheaf_barn_got(sc, true);
+		return empty;
+	}
+	return sheaf_alloc_empty(sc, GFP_NOWAIT | __GFP_NOWARN,
+				 READ_ONCE(sc->capacity));
+}
+
+/*
+ * This CPU has no rcu sheaf: get one, then lock again.  Returns @pcs
+ * locked with an rcu sheaf, or NULL unlocked.  A sheaf that turns out not
+ * to be needed comes back through @extra.
+ */
+static struct sheaf_pcpu *pcs_get_rcu_sheaf(struct sheaf_cache *sc,
+					    struct sheaf **extra)
+{
+	struct sheaf *empty = sheaf_rcu_get_empty(sc);
+	struct sheaf_pcpu *pcs;
+
+	if (!empty)
+		return NULL;
+	pcs = pcs_trylock(sc);
+	if (!pcs) {
+		sheaf_stash(sc, empty);
+		return NULL;
+	}
+	/* We may have moved, or been interrupted by another free_rcu. */
+	if (!pcs->rcu_free)
+		pcs->rcu_free = empty;
+	else
+		*extra = empty;
+	return pcs;
+}
+
+/**
+ * sheaf_cache_free_rcu() - free an object after an RCU grace period
+ * @sc: the sheaf cache
+ * @obj: an object of @sc's kmem_cache, or NULL
+ *
+ * Like kfree_rcu(), but the object needs no rcu_head: it is collected in
+ * this CPU's rcu sheaf, and a full sheaf goes through one call_rcu().  After
+ * the grace period a full sheaf of objects of the local node goes to the
+ * barn, ready for allocations; anything else is freed to the slab.
+ * sheaf_cache_rcu_barrier() sends partial sheaves on their way and waits.
+ * Objects are zeroed or poisoned (init_on_free, verify mode) only after the
+ * grace period, never before: readers may still be looking at them.
+ *
+ * A %SLAB_TYPESAFE_BY_RCU cache needs no deferral (its readers check an
+ * object's identity, and its memory stays of its type for a grace period
+ * anyway): @obj is freed at once with sheaf_cache_free().
+ *
+ * When no rcu sheaf can be had without sleeping (the CPU's sheaves are
+ * busy under an interrupt, or no memory for one), @obj alone goes through
+ * call_rcu() on a node from kmalloc(%GFP_ATOMIC), else from a reserve of
+ * 16 nodes per cache; with none of those, a caller that
+ * may sleep waits in synchronize_rcu().  Worst case: in atomic context
+ * with no memory and the whole reserve waiting for its grace period,
+ * @obj cannot be deferred and is never freed (a leak, counted in
+ * rcu_lost, warned once), since freeing it early could be a use after
+ * free.  Never sleeps in atomic context.
+ *
+ * Context: any context sheaf_cache_free() may be called from: process,
+ * softirq, hardirq (not on PREEMPT_RT), under spinlocks and inside RCU
+ * readers.  Not NMI.
+ */
+void sheaf_cache_free_rcu(struct sheaf_cache *sc, void *obj)
+{
+	struct sheaf *rcu, *extra = NULL;
+	struct sheaf_pcpu *pcs;
+
+	if (unlikely(!obj))
+		return;
+	if (unlikely(sc->flags & SHEAF_CACHE_TYPESAFE_BY_RCU)) {
+		sheaf_cache_free(sc, obj);
+		return;
+	}
+
+	pcs = pcs_trylock(sc);
+	if (unlikely(!pcs))
+		goto fallback;
+	if (unlikely(!pcs->rcu_free)) {
+		pcs_unlock(pcs);
+		pcs = pcs_get_rcu_sheaf(sc, &extra);
+		if (!pcs)
+			goto fallback;
+	}
+	rcu = pcs->rcu_free;
+	rcu->objects[rcu->size++] = obj;
+	if (sheaf_is_full(rcu))
+		pcs->rcu_free = NULL;
+	else
+		rcu = NULL;
+	pcs_unlock(pcs);
+	sheaf_stat(sc, FREE_RCU_SHEAF);
+	if (unlikely(extra))
+		sheaf_stash(sc, extra);
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+	return;
+fallback:
+	sheaf_free_rcu_fallback(sc, obj);
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_free_rcu, SHEAF_NS);
+
+/* Take a CPU's rcu sheaf that nobody else can be using (dead or detached). */
+static void pcs_submit_rcu(struct sheaf_cache *sc, struct sheaf_pcpu *pcs)
+{
+	struct sheaf *rcu = pcs->rcu_free;
+
+	pcs->rcu_free = NULL;
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+}
+
+/* Runs on the CPU whose rcu sheaf it submits (sheaf_cache_rcu_barrier()). */
+static void sheaf_rcu_work_fn(struct work_struct *work)
+{
+	struct sheaf_flush_work *fw =
+		container_of(work, struct sheaf_flush_work, rcu_work);
+	struct sheaf_cache *sc = fw->sc;
+	struct sheaf_pcpu *pcs;
+	struct sheaf *rcu;
+
+	pcs = pcs_trylock(sc);
+	if (!pcs)
+		return;
+	rcu = pcs->rcu_free;
+	pcs->rcu_free = NULL;
+	pcs_unlock(pcs);
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+}
+
+/**
+ * sheaf_cache_rcu_barrier() - wait until RCU-deferred frees are done
+ * @sc: the sheaf cache
+ *
+ * Sends every CPU's rcu sheaf, full or not, through call_rcu() and waits
+ * for all of them with rcu_barrier(): every object given to
+ * sheaf_cache_free_rcu() before the call has passed its grace period and
+ * is back in the barn or the slab.  Frees that run concurrently may still
+ * be pending.
+ *
+ * Context: process context; sleeps.  Not under cpus_read_lock().
+ */
+void sheaf_cache_rcu_barrier(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	might_sleep();
+	cpus_read_lock();
+	for_each_online_cpu(cpu)
+		queue_work_on(cpu, sheaf_wq,
+			      &per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	for_each_online_cpu(cpu)
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	cpus_read_unlock();
+	rcu_barrier();
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_rcu_barrier, SHEAF_NS);
+
+/* Detach, unload: @sc is unused, send every rcu sheaf and wait for all. */
+static void sheaf_rcu_drain(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		pcs_submit_rcu(sc, per_cpu_ptr(sc->pcpu, cpu));
+	rcu_barrier();
+}
+
 /* ---- prefilled sheaves --------------------------------------------------- */
 
 /*
@@ -1440,8 +1804,10 @@ static void sheaf_wait_flushes(struct sheaf_cache *sc)
 {
 	unsigned int cpu;
 
-	for_each_possible_cpu(cpu)
+	for_each_possible_cpu(cpu) {
 		flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	}
 }
 
 /**
@@ -1506,6 +1872,7 @@ static int sheaf_cpu_dead(unsigned int cpu, struct hlist_node *node)
 					     cpuhp_node);
 
 	pcs_drain(sc, per_cpu_ptr(sc->pcpu, cpu));
+	pcs_submit_rcu(sc, per_cpu_ptr(sc->pcpu, cpu));
 	return 0;
 }
 
@@ -1560,6 +1927,7 @@ static void sheaf_cache_free_parts(struct sheaf_cache *sc)
 		}
 	}
 	kfree(sc->barns);
+	sheaf_rcu_reserve_free(sc);
 	free_percpu(sc->flush);
 	free_percpu(sc->pcpu);
 	free_percpu(sc->stats);
@@ -1659,6 +2027,7 @@ static int sheaf_cache_init(struct sheaf_cache *sc)
 		struct sheaf_flush_work *fw = per_cpu_ptr(sc->flush, cpu);
 
 		INIT_WORK(&fw->work, sheaf_flush_work_fn);
+		INIT_WORK(&fw->rcu_work, sheaf_rcu_work_fn);
 		fw->sc = sc;
 	}
 	for_each_node(node) {
@@ -1666,6 +2035,8 @@ static int sheaf_cache_init(struct sheaf_cache *sc)
 		if (!sc->barns[node])
 			return -ENOMEM;
 	}
+	if (sheaf_rcu_reserve_fill(sc))
+		return -ENOMEM;
 	/* main is never NULL: every possible CPU gets one up front. */
 	for_each_possible_cpu(cpu) {
 		struct sheaf_pcpu *pcs = per_cpu_ptr(sc->pcpu, cpu);
@@ -1792,6 +2163,8 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 	WRITE_ONCE(sc->dead, true);
 	mutex_unlock(&sheaf_caches_lock);
 	sheaf_wait_flushes(sc);
+	/* RCU callbacks put sheaves into the barns: let them all finish. */
+	sheaf_rcu_drain(sc);
 	sheaf_cache_free_pcpu(sc);
 	sheaf_drain_barns(sc);
 
@@ -2034,6 +2407,7 @@ static void __exit sheafmod_exit(void)
 			cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state,
 							    &sc->cpuhp_node);
 			sheaf_sysfs_del(sc);
+			sheaf_rcu_drain(sc);
 		}
 		list_del(&sc->list);
 		sheaf_cache_free_parts(sc);

@@ -18,6 +18,7 @@
  */
 #define pr_fmt(fmt) "sheaf_test: " fmt
 
+#include <linux/completion.h>
 #include <linux/cpu.h>
 #include <linux/delay.h>
 #include <linux/hrtimer.h>
@@ -1252,7 +1253,10 @@ static void stress_round(struct stress *st, void **objs, unsigned int n)
 			continue;
 		if (i % 3 == 0)
 			stress_xfer(st, &objs[i]);
-		sheaf_cache_free(st->sc, objs[i]);
+		if (i % 3 == 1)
+			sheaf_cache_free_rcu(st->sc, objs[i]);
+		else
+			sheaf_cache_free(st->sc, objs[i]);
 	}
 	atomic_long_add(2 * n + 2 * k + 2, &st->ops);
 }
@@ -1306,6 +1310,9 @@ static void test_stress(void)
 		wait_for_completion(&st->done);
 	for (i = 0; i < XFER_SLOTS; i++)
 		sheaf_cache_free(f.sc, st->xfer[i]);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), stat(f.sc, FREE_RCU_SHEAF) +
+		 stat(f.sc, FREE_RCU_SHEAF_FAIL));
 	CHECK(nthreads >= 1);
 	CHECK_EQ(atomic_read(&st->errors), 0);
 	pr_info("stress: %u threads, %ld operations\n", nthreads,
@@ -1698,6 +1705,459 @@ static void test_bulk_misuse(void)
 	teardown(&v);
 }
 
+/* ---- RCU-deferred frees ----------------------------------------------------- */
+
+#define CANARY		0xa5
+#define RCU_OBJS	(CAPACITY + 5)	/* one full rcu sheaf and a partial one */
+
+static bool canary_intact(void *obj)
+{
+	return !memchr_inv(obj, CANARY, OBJ_SIZE);
+}
+
+/*
+ * A reader on one CPU holds rcu_read_lock() while a freer on another frees
+ * the objects it looks at with sheaf_cache_free_rcu(), then calls
+ * sheaf_cache_rcu_barrier().  Freeing early would show in the objects:
+ * zeroed or poisoned in a sheaf, or a free pointer written by the slab.
+ */
+struct rcu_gp {
+	struct sheaf_cache *sc;
+	void **objs;
+	unsigned int n;
+	unsigned int hold_ms;	/* the reader's longest read-side section */
+	int ready, freed, done;
+	unsigned int bad;	/* canaries the reader found damaged */
+	bool done_after_frees, done_after_barrier;
+	struct completion reader_end, freer_end;
+};
+
+static void rcu_gp_check_all(struct rcu_gp *g)
+{
+	unsigned int i;
+
+	for (i = 0; i < g->n; i++)
+		if (!canary_intact(g->objs[i]))
+			g->bad++;
+}
+
+static int rcu_gp_reader(void *arg)
+{
+	struct rcu_gp *g = arg;
+	ktime_t end = ktime_add_ms(ktime_get(), g->hold_ms);
+	bool freed_seen = false;
+
+	rcu_read_lock();
+	WRITE_ONCE(g->ready, 1);
+	while (ktime_before(ktime_get(), end)) {
+		rcu_gp_check_all(g);
+		/* Once everything is freed, keep looking a little longer. */
+		if (!freed_seen && READ_ONCE(g->freed)) {
+			freed_seen = true;
+			end = ktime_add_ms(ktime_get(), 20);
+		}
+		cpu_relax();
+	}
+	rcu_gp_check_all(g);
+	rcu_read_unlock();
+	/* Orders the checks before it: pairs with the freer's acquire. */
+	smp_store_release(&g->done, 1);
+	complete(&g->reader_end);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(1);
+	return 0;
+}
+
+static int rcu_gp_freer(void *arg)
+{
+	struct rcu_gp *g = arg;
+	unsigned int i;
+
+	while (!READ_ONCE(g->ready))
+		usleep_range(100, 200);
+	for (i = 0; i < g->n; i++)
+		sheaf_cache_free_rcu(g->sc, g->objs[i]);
+	/* Pairs with the reader's release of @done. */
+	g->done_after_frees = smp_load_acquire(&g->done);
+	WRITE_ONCE(g->freed, 1);
+	sheaf_cache_rcu_barrier(g->sc);
+	/* Likewise. */
+	g->done_after_barrier = smp_load_acquire(&g->done);
+	complete(&g->freer_end);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(1);
+	return 0;
+}
+
+static struct task_struct *rcu_gp_thread(int (*fn)(void *), struct rcu_gp *g,
+					 unsigned int cpu)
+{
+	struct task_struct *t = kthread_create(fn, g, "sheaf_rcu/%u", cpu);
+
+	if (IS_ERR(t))
+		return NULL;
+	kthread_bind(t, cpu);
+	wake_up_process(t);
+	return t;
+}
+
+/*
+ * Runs the reader and the freer on two CPUs over @n objects of @sc, which
+ * the freer frees.  Return: false if it could not run.
+ */
+static bool rcu_gp_run(struct rcu_gp *g, struct sheaf_cache *sc, void **objs,
+		       unsigned int n, unsigned int hold_ms)
+{
+	unsigned int rcpu = cpumask_first(cpu_online_mask);
+	unsigned int fcpu = cpumask_last(cpu_online_mask);
+	struct task_struct *reader, *freer;
+	unsigned int i;
+
+	*g = (struct rcu_gp){ .sc = sc, .objs = objs, .n = n,
+			      .hold_ms = hold_ms };
+	init_completion(&g->reader_end);
+	init_completion(&g->freer_end);
+	for (i = 0; i < n; i++)
+		memset(objs[i], CANARY, OBJ_SIZE);
+	reader = rcu_gp_thread(rcu_gp_reader, g, rcpu);
+	if (!CHECK(reader))
+		return false;
+	freer = rcu_gp_thread(rcu_gp_freer, g, fcpu);
+	if (!CHECK(freer)) {
+		wait_for_completion(&g->reader_end);
+		kthread_stop(reader);
+		return false;
+	}
+	wait_for_completion(&g->reader_end);
+	wait_for_completion(&g->freer_end);
+	kthread_stop(reader);
+	kthread_stop(freer);
+	return true;
+}
+
+static bool rcu_needs_two_cpus(void)
+{
+	if (num_online_cpus() >= 2)
+		return true;
+	mark_skipped("needs two online CPUs");
+	return false;
+}
+
+static bool alloc_n(struct sheaf_cache *sc, void **objs, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		objs[i] = sheaf_cache_alloc(sc, GFP_KERNEL);
+		if (!CHECK(objs[i])) {
+			free_all(sc, objs, i);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The grace-period guarantee, for a default, a verify-mode and a
+ * pass-through cache: the reader never sees an object freed, the frees
+ * never wait for it, the barrier does, and afterwards every object is back.
+ */
+static void test_rcu_grace_period(void)
+{
+	static const unsigned int kinds[] = {
+		0, SHEAF_CACHE_VERIFY, SHEAF_CACHE_PASSTHROUGH,
+	};
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	void *objs[RCU_OBJS];
+	struct rcu_gp g;
+	struct fixture f;
+	unsigned int k;
+
+	if (!rcu_needs_two_cpus())
+		return;
+	for (k = 0; k < ARRAY_SIZE(kinds); k++) {
+		args.flags = kinds[k];
+		if (setup_full(&f, "t_rcu_gp", &args, NULL))
+			return;
+		if (alloc_n(f.sc, objs, RCU_OBJS) &&
+		    rcu_gp_run(&g, f.sc, objs, RCU_OBJS, 2000)) {
+			pr_info("rcu_grace_period: flags %#x, damaged %u\n",
+				kinds[k], g.bad);
+			CHECK_EQ(g.bad, 0);
+			CHECK(!g.done_after_frees);
+			CHECK(g.done_after_barrier);
+			CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), RCU_OBJS);
+			CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), 0);
+			CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 2);
+			CHECK_EQ(stat(f.sc, RCU_DONE), RCU_OBJS);
+			CHECK_EQ(stat(f.sc, PARKED_WRITE), 0);
+		}
+		teardown(&f);
+	}
+}
+
+static long free_rcu_on_cpu(void *arg)
+{
+	struct on_cpu *oc = arg;
+	unsigned int i;
+
+	for (i = 0; i < oc->n; i++)
+		sheaf_cache_free_rcu(oc->sc, oc->objs[i]);
+	return 0;
+}
+
+/*
+ * Partial rcu sheaves wait for the barrier (not for a grace period alone),
+ * on every CPU; after it every object has reached the barn or the slab.
+ * A full sheaf of local objects comes back as a barn's full sheaf, ready
+ * for allocations.  SLAB_TYPESAFE_BY_RCU objects are freed at once.
+ */
+static void test_rcu_barrier(void)
+{
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	void *objs[CAPACITY];
+	struct on_cpu oc = { .objs = objs };
+	unsigned int cpu, cpus = 0, n = 3;
+	unsigned long before, cached;
+	struct sheaf *rcu;
+	struct fixture f;
+	void *obj;
+
+	if (setup(&f, "t_rcu_barrier", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	oc.n = n;
+	for_each_online_cpu(cpu) {
+		if (!CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0))
+			goto out;
+		cached = sheaf_cache_nr_cached(f.sc);
+		CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached + n);
+		rcu = pcs_of(f.sc, cpu)->rcu_free;
+		if (CHECK(rcu))
+			CHECK_EQ(rcu->size, n);
+		cpus++;
+	}
+	/* A grace period alone does not send partial sheaves. */
+	synchronize_rcu();
+	rcu_barrier();
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 0);
+	CHECK_EQ(stat(f.sc, RCU_DONE), 0);
+
+	cached = sheaf_cache_nr_cached(f.sc);
+	before = stat(f.sc, SHEAF_FLUSH);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), cpus);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n * cpus);
+	/* Partial sheaves are flushed to the slab: the counts balance. */
+	CHECK_EQ(stat(f.sc, SHEAF_FLUSH), before + n * cpus);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached - n * cpus);
+	CHECK_EQ(slab_outstanding(f.sc), sheaf_cache_nr_cached(f.sc));
+	for_each_online_cpu(cpu)
+		CHECK(!pcs_of(f.sc, cpu)->rcu_free);
+
+	/* A full sheaf of this CPU's objects: back in its barn. */
+	cpu = cpumask_first(cpu_online_mask);
+	oc.n = CAPACITY;
+	if (CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0)) {
+		cached = sheaf_cache_nr_cached(f.sc);
+		before = stat(f.sc, BARN_PUT);
+		CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+		CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), cpus + 1);
+		sheaf_cache_rcu_barrier(f.sc);
+		/* Held again, not flushed: the slab has not seen them. */
+		CHECK_EQ(stat(f.sc, BARN_PUT), before + 1);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached + CAPACITY);
+		CHECK_EQ(slab_outstanding(f.sc), cached + CAPACITY);
+	}
+out:
+	teardown(&f);
+
+	/* SLAB_TYPESAFE_BY_RCU: no deferral, a plain sheaf free. */
+	f.s = kmem_cache_create("t_rcu_typesafe", OBJ_SIZE, 0,
+				SLAB_TYPESAFE_BY_RCU, NULL);
+	if (!CHECK(f.s))
+		return;
+	args.flags = SHEAF_CACHE_TYPESAFE_BY_RCU;
+	f.sc = sheaf_cache_attach(f.s, "t_rcu_typesafe", &args);
+	if (!CHECK(!IS_ERR(f.sc))) {
+		kmem_cache_destroy(f.s);
+		return;
+	}
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (CHECK(obj)) {
+		before = stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB);
+		sheaf_cache_free_rcu(f.sc, obj);
+		CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB),
+			 before + 1);
+		CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), 0);
+		CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), 0);
+	}
+	teardown(&f);
+}
+
+/*
+ * Without memory for an rcu sheaf the object still waits for the grace
+ * period: on a node of its own, on a node of the cache's reserve, and with
+ * the reserve in flight, in synchronize_rcu() (the freer may sleep).
+ */
+static void test_rcu_fallback(void)
+{
+	void *objs[SHEAF_RCU_RESERVE + 4];
+	unsigned int n = ARRAY_SIZE(objs);
+	struct rcu_gp g;
+	struct fixture f;
+	void *obj;
+
+	if (!rcu_needs_two_cpus())
+		return;
+	if (setup(&f, "t_rcu_fallback", CAPACITY))
+		return;
+
+	/* No sheaf (the barn has no empty one): a node from kmalloc. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (!CHECK(obj))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, 1);
+	sheaf_cache_free_rcu(f.sc, obj);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_NODE), 1);
+
+	/* Nor a node: one of the reserve. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (!CHECK(obj))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, 2);
+	sheaf_cache_free_rcu(f.sc, obj);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE), 1);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), 2);
+
+	/* Everything fails while a reader holds on: reserve, then wait. */
+	if (!alloc_n(f.sc, objs, n))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, INT_MAX);
+	if (rcu_gp_run(&g, f.sc, objs, n, 300)) {
+		pr_info("rcu_fallback: damaged %u\n", g.bad);
+		CHECK_EQ(g.bad, 0);
+		/*
+		 * The reserve ran out under the reader, so a free waited for
+		 * it in synchronize_rcu(); reserve nodes may be back after.
+		 */
+		CHECK(g.done_after_frees);
+		CHECK(stat(f.sc, RCU_FALLBACK_RESERVE) >= 1 + SHEAF_RCU_RESERVE);
+		CHECK(stat(f.sc, RCU_FALLBACK_SYNC) >= 1);
+		CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE) +
+			 stat(f.sc, RCU_FALLBACK_SYNC), n + 1);
+	}
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), 0);
+	CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), n + 2);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n + 2);
+	CHECK_EQ(stat(f.sc, RCU_LOST), 0);
+out:
+	atomic_set(&f.sc->fail_allocs, 0);
+	teardown(&f);
+}
+
+/*
+ * The documented worst case: atomic context (inside a reader, where
+ * synchronize_rcu() is not allowed), no memory, the reserve in flight.
+ * The object is kept, counted and warned about, never freed early; the
+ * caller can still free it after a grace period.
+ */
+static void test_rcu_worst_case(void)
+{
+	void *objs[SHEAF_RCU_RESERVE + 1];
+	unsigned int n = ARRAY_SIZE(objs), i;
+	void *last = NULL;
+	struct fixture f;
+
+	if (setup(&f, "t_rcu_worst", CAPACITY))
+		return;
+	/* No empty sheaf in a barn: every deferral needs an allocation. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, SHEAF_BARN_KEEP, 0), 0);
+	if (!alloc_n(f.sc, objs, n))
+		goto out;
+	last = objs[n - 1];
+	memset(last, CANARY, OBJ_SIZE);
+	atomic_set(&f.sc->fail_allocs, INT_MAX);
+	rcu_read_lock();
+	for (i = 0; i < n - 1; i++)
+		sheaf_cache_free_rcu(f.sc, objs[i]);
+	EXPECT_WARN_BEGIN("rcu_lost");
+	sheaf_cache_free_rcu(f.sc, last);
+	EXPECT_WARN_END("rcu_lost");
+	CHECK(canary_intact(last));
+	rcu_read_unlock();
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE), n - 1);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_SYNC), 0);
+	CHECK_EQ(stat(f.sc, RCU_LOST), 1);
+
+	synchronize_rcu();
+	CHECK(canary_intact(last));
+	sheaf_cache_free(f.sc, last);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n - 1);
+out:
+	atomic_set(&f.sc->fail_allocs, 0);
+	teardown(&f);
+}
+
+/*
+ * Detach with rcu sheaves pending, full and partial: detach waits for
+ * them, and the kmem_cache is found empty (the slab warns otherwise).
+ */
+static void test_rcu_detach(void)
+{
+	void *objs[RCU_OBJS];
+	struct fixture f;
+	unsigned int i;
+
+	if (setup(&f, "t_rcu_detach", CAPACITY))
+		return;
+	if (alloc_n(f.sc, objs, RCU_OBJS)) {
+		for (i = 0; i < RCU_OBJS; i++)
+			sheaf_cache_free_rcu(f.sc, objs[i]);
+		CHECK(stat(f.sc, RCU_DONE) < RCU_OBJS);
+	}
+	sheaf_cache_detach(f.sc);
+	kmem_cache_destroy(f.s);
+}
+
+/* An offlined CPU's rcu sheaf is sent on its way. */
+static void test_rcu_hotplug(void)
+{
+	unsigned int cpu = cpumask_last(cpu_online_mask);
+	void *objs[5];
+	struct on_cpu oc = { .objs = objs, .n = ARRAY_SIZE(objs) };
+	struct fixture f;
+
+	if (cpu == cpumask_first(cpu_online_mask)) {
+		mark_skipped("needs two online CPUs");
+		return;
+	}
+	if (setup(&f, "t_rcu_hotplug", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	if (!CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0))
+		goto out;
+	CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+	if (remove_cpu(cpu)) {
+		mark_skipped("CPU cannot be taken offline");
+		sheaf_cache_rcu_barrier(f.sc);
+		goto out;
+	}
+	CHECK(!pcs_of(f.sc, cpu)->rcu_free);
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 1);
+	rcu_barrier();
+	CHECK_EQ(stat(f.sc, RCU_DONE), oc.n);
+	CHECK_EQ(add_cpu(cpu), 0);
+out:
+	teardown(&f);
+}
+
 /* ---- the cases ---------------------------------------------------------------- */
 
 static const struct test_case test_cases[] = {
@@ -1732,6 +2192,12 @@ static const struct test_case test_cases[] = {
 	{ "bulk_failure", test_bulk_failure },
 	{ "bulk_cross_cpu", test_bulk_cross_cpu },
 	{ "bulk_misuse", test_bulk_misuse },
+	{ "rcu_grace_period", test_rcu_grace_period },
+	{ "rcu_barrier", test_rcu_barrier },
+	{ "rcu_fallback", test_rcu_fallback },
+	{ "rcu_worst_case", test_rcu_worst_case },
+	{ "rcu_detach", test_rcu_detach },
+	{ "rcu_hotplug", test_rcu_hotplug },
 	{ "stress", test_stress },
 };
 
