@@ -1787,21 +1787,28 @@ static void sheaf_flush_work_fn(struct work_struct *work)
 }
 
 /*
- * Flush every online CPU's sheaves on that CPU.  The work items are the
- * cache's own, set up at attach, so this needs no memory (the shrinker
- * calls it); a flush already queued is not queued twice.
+ * Have every online CPU flush its sheaves, on that CPU; the caller holds
+ * cpus_read_lock().  The work items are the cache's own, set up at attach,
+ * so this needs no memory (the shrinker calls it); a flush already queued
+ * is not queued twice.
  */
-static void sheaf_flush_cpus(struct sheaf_cache *sc, bool wait)
+static void sheaf_queue_flushes(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	for_each_online_cpu(cpu)
+		queue_work_on(cpu, sheaf_wq, &per_cpu_ptr(sc->flush, cpu)->work);
+}
+
+/* Flush every online CPU's sheaves and wait for it. */
+static void sheaf_flush_cpus(struct sheaf_cache *sc)
 {
 	unsigned int cpu;
 
 	cpus_read_lock();
+	sheaf_queue_flushes(sc);
 	for_each_online_cpu(cpu)
-		queue_work_on(cpu, sheaf_wq, &per_cpu_ptr(sc->flush, cpu)->work);
-	if (wait) {
-		for_each_online_cpu(cpu)
-			flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
-	}
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
 	cpus_read_unlock();
 }
 
@@ -1828,7 +1835,7 @@ static void sheaf_wait_flushes(struct sheaf_cache *sc)
 void sheaf_cache_shrink(struct sheaf_cache *sc)
 {
 	might_sleep();
-	sheaf_flush_cpus(sc, true);
+	sheaf_flush_cpus(sc);
 	sheaf_drain_barns(sc);
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_shrink, SHEAF_NS);
@@ -1858,16 +1865,26 @@ static unsigned long sheaf_shrink_scan(struct shrinker *shrinker,
 {
 	struct sheaf_cache *sc;
 	unsigned long freed = 0;
+	bool cpus_held;
 
 	if (!mutex_trylock(&sheaf_caches_lock))
 		return SHRINK_STOP;
+	/*
+	 * A CPU coming up allocates with cpu_hotplug_lock held for write,
+	 * and that allocation may reclaim: only try for the read side.
+	 * While CPUs come and go, the per-CPU sheaves wait for a later scan.
+	 */
+	cpus_held = cpus_read_trylock();
 	list_for_each_entry(sc, &sheaf_caches, list) {
 		if (sc->dead)
 			continue;
-		sheaf_flush_cpus(sc, false);
+		if (cpus_held)
+			sheaf_queue_flushes(sc);
 		freed += sheaf_drain_barns(sc);
 		sheaf_stat(sc, SHRINKER_SCAN);
 	}
+	if (cpus_held)
+		cpus_read_unlock();
 	mutex_unlock(&sheaf_caches_lock);
 	return freed;
 }
