@@ -134,7 +134,10 @@ make_skeleton() {
 	mkdir -p "$root"/{dev,proc,sys,tmp,run,root,etc}
 	# The kernel opens /dev/console for init before anything is mounted.
 	mknod -m 600 "$root/dev/console" c 5 1
-	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+	# nobody: the unprivileged user sheaf.sh checks access as.
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/sh' >"$root/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
 	install -m 755 "$SHEAF_TOP/scripts/vm-init.sh" "$root/init"
 }
 
