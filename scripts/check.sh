@@ -12,7 +12,10 @@
 # (scripts/initramfs.sh) and runs the kselftest collection in QEMU
 # (scripts/vm.sh); then the DKMS round trip and consumer build
 # (scripts/dkms-check.sh K) and a VM that loads the DKMS-installed module
-# with depmod and modprobe (vm.sh --mode dkms).
+# with depmod and modprobe (vm.sh --mode dkms).  On the first kernel K
+# also the hardened boot: init_on_alloc=1 init_on_free=1 on the kernel
+# command line, the cases about what objects hold and who may read the
+# layer's files, and the pointer scan (out/logs/K/hardened/).
 # Logs of kernel K go to out/logs/K/: fetch.log, build.log, upstream.log,
 # initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
 # kernel log), result.txt (its KTAP), summary; those of its DKMS steps to
@@ -39,6 +42,9 @@ TOTAL_SKIPPED=0
 FAILURES=0
 DEB=''	# the Debian package, once built
 NOTES=()	# why each failed row failed, repeated under the table
+# The hardened boot: its kernel command line and cases.
+HARDENED_APPEND="init_on_alloc=1 init_on_free=1"
+HARDENED_CASES=init_on_alloc,init_paths,gfp_zero,verify,sysfs_access
 
 banner() {
 	printf '\n=== %s\n' "$*"
@@ -159,7 +165,30 @@ run_kernel() {
 		"$(summary_field "$s" seconds)$(retries_note "$s")" \
 		"$(summary_field "$s" verdict)"
 	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$k" "$s" "$dir/vm.log"
+	[[ $k != "$HARDENED_KERNEL" ]] || run_hardened "$k"
 	run_dkms "$k" "$moddir"
+}
+
+# The kselftest VM of kernel K again, with the kernel zeroing objects on
+# allocation and on free, running the cases that care.
+run_hardened() {
+	local k=$1 dir=$LOGS/$1/hardened row=$1/hardened s
+
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	SHEAF_VM_APPEND="${SHEAF_VM_APPEND:+$SHEAF_VM_APPEND }$HARDENED_APPEND sheaf.cases=$HARDENED_CASES" \
+		"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$LOGS/$k/initramfs.cpio" 2>&1 |
+		tee "$dir/vm.log" || true
+	s=$dir/summary
+	if [[ ! -f $s ]]; then
+		step_failed "$row" VM "$dir/vm.log"
+		return 0
+	fi
+	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
+		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
+		"$(summary_field "$s" seconds)$(retries_note "$s")" \
+		"$(summary_field "$s" verdict)"
+	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
 }
 
 # The DKMS round trip of kernel K (scripts/dkms-check.sh), then a VM that
@@ -226,6 +255,7 @@ main() {
 	else
 		read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list)"
 	fi
+	HARDENED_KERNEL=${kernels[0]}
 	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
 	run_lint "${kernels[@]}"
 	run_sheafinfo_tests

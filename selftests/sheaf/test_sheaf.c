@@ -1689,8 +1689,8 @@ static void test_init_paths(void)
 		mark_skipped("neither init_on_alloc nor init_on_free is on");
 		return;
 	}
-	pr_info("init_paths: init_on_alloc %d, init_on_free %d\n",
-		want_init_on_alloc(GFP_KERNEL), want_init_on_free());
+	snprintf(figures, sizeof(figures), "init_on_alloc: %d; init_on_free: %d",
+		 want_init_on_alloc(GFP_KERNEL), want_init_on_free());
 
 	if (setup_full(&f, "t_init_paths", &args, NULL))
 		return;
