@@ -12,10 +12,7 @@
 # (scripts/initramfs.sh) and runs the kselftest collection in QEMU
 # (scripts/vm.sh); then the DKMS round trip and consumer build
 # (scripts/dkms-check.sh K) and a VM that loads the DKMS-installed module
-# with depmod and modprobe (vm.sh --mode dkms).  On the first kernel K
-# also the hardened boot: init_on_alloc=1 init_on_free=1 on the kernel
-# command line, the cases about what objects hold and who may read the
-# layer's files, and the pointer scan (out/logs/K/hardened/).
+# with depmod and modprobe (vm.sh --mode dkms).
 # Logs of kernel K go to out/logs/K/: fetch.log, build.log, upstream.log,
 # initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
 # kernel log), result.txt (its KTAP), summary; those of its DKMS steps to
@@ -29,6 +26,10 @@
 #
 # Environment: SHEAF_STRESS_SECONDS (length of each stress case) and the
 # other variables of scripts/vm.sh pass through.
+#
+# The first kernel also boots hardened: init_on_alloc=1 init_on_free=1 on
+# the kernel command line, the cases about what objects hold and who may
+# read the layer's files, and the pointer scan (out/logs/K/hardened/).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
