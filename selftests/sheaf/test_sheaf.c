@@ -1332,8 +1332,20 @@ static void stress_conserved(struct sheaf_cache *sc,
 	long out = stat(sc, ALLOC_CPU_SHEAF) + stat(sc, ALLOC_SLAB) +
 		   stat(sc, ALLOC_FROM_SHEAF);
 	long back = stat(sc, FREE_CPU_SHEAF) + stat(sc, FREE_SLAB);
+	unsigned int tries;
 
-	sheaf_cache_shrink(sc);
+	/*
+	 * The script shrinks and retunes every cache meanwhile: a flush it
+	 * started holds objects out of the counters until it ends.
+	 */
+	for (tries = 0; tries < 50; tries++) {
+		sheaf_cache_shrink(sc);
+		if (!sheaf_cache_nr_cached(sc) && !slab_outstanding(sc))
+			break;
+		msleep(20);
+	}
+	if (tries)
+		pr_info("stress: %s settled after %u shrinks\n", sc->name, tries + 1);
 	CHECK_EQ(c->frees, c->allocs);
 	/*
 	 * sheaf_cache_alloc_node() gives back a remote object a sheaf held
@@ -1421,15 +1433,30 @@ static unsigned long stress_inject(struct stress *st)
 }
 
 /* An unmergeable cache, so that its destruction checks it is empty. */
-static struct kmem_cache *stress_cache(const char *name, bool faults)
+static struct kmem_cache *stress_cache(const char *name)
 {
-	slab_flags_t flags = 0;
-
-	/* What failslab's cache-filter fails (none without CONFIG_FAILSLAB). */
-	if (faults)
-		flags |= SLAB_FAILSLAB;
-	return kmem_cache_create_usercopy(name, OBJ_SIZE, 0, flags, 0, OBJ_SIZE,
+	return kmem_cache_create_usercopy(name, OBJ_SIZE, 0, 0, 0, OBJ_SIZE,
 					  NULL);
+}
+
+static bool armed;
+module_param(armed, bool, 0600);
+MODULE_PARM_DESC(armed, "stress_faults: the script has armed failslab on its caches");
+
+/*
+ * The slab refuses SLAB_FAILSLAB at creation: the script sets it through
+ * /sys/kernel/slab/<cache>/failslab once the caches exist, then says so.
+ */
+static void stress_wait_armed(void)
+{
+	unsigned int waited;
+
+	if (!IS_ENABLED(CONFIG_FAILSLAB))
+		return;
+	pr_info("stress_faults: waiting for failslab on the caches\n");
+	for (waited = 0; waited < 60000 && !READ_ONCE(armed); waited += 20)
+		msleep(20);
+	CHECK(READ_ONCE(armed));
 }
 
 static int stress_setup(struct stress *st, struct fixture *f, bool faults)
@@ -1441,11 +1468,11 @@ static int stress_setup(struct stress *st, struct fixture *f, bool faults)
 
 	for (i = 0; i < CHURN_CACHES; i++) {
 		snprintf(name, sizeof(name), "t_churn%u", i);
-		st->churn[i] = stress_cache(name, faults);
+		st->churn[i] = stress_cache(name);
 		if (!CHECK(st->churn[i]))
 			goto fail;
 	}
-	f->s = stress_cache(main_name, faults);
+	f->s = stress_cache(main_name);
 	if (!CHECK(f->s))
 		goto fail;
 	f->sc = sheaf_cache_attach(f->s, main_name, &args);
@@ -1507,6 +1534,8 @@ static void stress_run(bool faults)
 		return;
 	if (stress_setup(st, &f, faults))
 		goto out;
+	if (faults)
+		stress_wait_armed();
 	nthreads = stress_start(st);
 	if (faults)
 		injected = stress_inject(st);
