@@ -83,6 +83,11 @@ int sheaf_cache_set_barn_limits(struct sheaf_cache *sc, unsigned int max_full,
 void *sheaf_cache_alloc(struct sheaf_cache *sc, gfp_t gfp);
 void *sheaf_cache_alloc_node(struct sheaf_cache *sc, gfp_t gfp, int node);
 void sheaf_cache_free(struct sheaf_cache *sc, void *obj);
+int sheaf_cache_alloc_bulk(struct sheaf_cache *sc, gfp_t gfp, size_t size,
+			   void **p);
+void sheaf_cache_free_bulk(struct sheaf_cache *sc, size_t size, void **p);
+void sheaf_cache_free_rcu(struct sheaf_cache *sc, void *obj);
+void sheaf_cache_rcu_barrier(struct sheaf_cache *sc);
 void sheaf_cache_shrink(struct sheaf_cache *sc);
 
 struct sheaf *sheaf_prefill(struct sheaf_cache *sc, gfp_t gfp,

@@ -30,7 +30,8 @@
 /*
  * kmem_cache_alloc_bulk() is all or nothing on every supported kernel, but
  * returns the count (int) before 7.0 and a bool since: both are non-zero
- * exactly when all @nr objects were allocated.
+ * exactly when all @nr objects were allocated.  sheaf_cache_alloc_bulk()
+ * builds on this and returns the count, or 0, everywhere.
  */
 static inline bool sheaf_slab_alloc_bulk(struct kmem_cache *s, gfp_t gfp,
 					 unsigned int nr, void **p)

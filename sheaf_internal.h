@@ -10,6 +10,7 @@
 #include <linux/cpuhotplug.h>
 #include <linux/kobject.h>
 #include <linux/list.h>
+#include <linux/llist.h>
 #include <linux/percpu.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
@@ -19,6 +20,7 @@
 #define SHEAF_DEFAULT_BARN_MAX	10U
 #define SHEAF_POISON		0x6c	/* not the slab's 0x6b */
 #define SHEAF_NAME_LEN		64
+#define SHEAF_RCU_RESERVE	16	/* emergency nodes per cache */
 
 /*
  * Where a sheaf is: the layer's own, handed out by sheaf_prefill(), or
@@ -32,7 +34,10 @@ enum sheaf_state {
 };
 
 struct sheaf {
-	struct list_head barn_list;	/* in a barn's full or empty list */
+	union {
+		struct list_head barn_list;	/* in a barn's full or empty list */
+		struct rcu_head rcu_head;	/* an rcu sheaf waiting for its grace period */
+	};
 	struct sheaf_cache *cache;
 	unsigned int state;		/* enum sheaf_state */
 	unsigned int capacity;
@@ -52,6 +57,7 @@ struct sheaf_pcpu {
 	u8 locked;
 	struct sheaf *main;
 	struct sheaf *spare;
+	struct sheaf *rcu_free;	/* collects sheaf_cache_free_rcu(); may be NULL */
 };
 
 /* A node's depot of whole sheaves. */
@@ -95,6 +101,16 @@ enum sheaf_stat {
 	DOUBLE_FREE,		/* verify: object freed twice, dropped */
 	PREFILLED,		/* sheaves handed out by prefill */
 	RETURNED,		/* ... and given back before detach */
+	ALLOC_BULK,		/* sheaf_cache_alloc_bulk() calls */
+	FREE_BULK,		/* sheaf_cache_free_bulk() calls */
+	FREE_RCU_SHEAF,		/* object freed into a per-CPU rcu sheaf */
+	FREE_RCU_SHEAF_FAIL,	/* ... not possible: a fallback deferred it */
+	RCU_SHEAF_SUBMIT,	/* rcu sheaves sent through call_rcu() */
+	RCU_DONE,		/* free_rcu objects past their grace period */
+	RCU_FALLBACK_NODE,	/* fallback: call_rcu() on an emergency node */
+	RCU_FALLBACK_SYNC,	/* fallback: synchronize_rcu(), then freed */
+	RCU_FALLBACK_RESERVE,	/* fallback: a node of the cache's reserve */
+	RCU_LOST,		/* atomic, out of memory and reserve: never freed */
 	NR_SHEAF_STATS
 };
 
@@ -108,6 +124,7 @@ struct sheaf_stats {
 
 struct sheaf_flush_work {
 	struct work_struct work;
+	struct work_struct rcu_work;	/* submits this CPU's rcu sheaf */
 	struct sheaf_cache *sc;
 };
 
@@ -131,6 +148,9 @@ struct sheaf_cache {
 	struct sheaf_barn **barns;	/* one per possible node */
 	atomic_t dead_out;	/* once dead: prefilled sheaves still out */
 	atomic_t fail_allocs;	/* fault injection: fail this many */
+	/* sheaf_cache_free_rcu()'s last resort: nodes set aside at attach */
+	struct llist_head rcu_reserve;
+	raw_spinlock_t rcu_reserve_lock;	/* serialises llist_del_first() */
 	struct hlist_node cpuhp_node;
 	struct hlist_node slab_node;	/* upstream.c: found by @s */
 	struct list_head list;		/* all sheaf caches */
@@ -163,13 +183,15 @@ static inline unsigned long sheaf_stat_sum(struct sheaf_cache *sc,
 }
 
 /*
- * Objects the layer holds now, in per-CPU sheaves, barns and prefilled
- * sheaves, from the counters: remote CPUs' sheaves cannot be read safely.
+ * Objects the layer holds now, in per-CPU sheaves (rcu sheaves waiting for
+ * their grace period included), barns and prefilled sheaves, from the
+ * counters: remote CPUs' sheaves cannot be read safely.
  */
 static inline unsigned long sheaf_cache_nr_cached(struct sheaf_cache *sc)
 {
 	long objects = sheaf_stat_sum(sc, SHEAF_REFILL) +
-		       sheaf_stat_sum(sc, FREE_CPU_SHEAF) -
+		       sheaf_stat_sum(sc, FREE_CPU_SHEAF) +
+		       sheaf_stat_sum(sc, FREE_RCU_SHEAF) -
 		       sheaf_stat_sum(sc, ALLOC_CPU_SHEAF) -
 		       sheaf_stat_sum(sc, ALLOC_FROM_SHEAF) -
 		       sheaf_stat_sum(sc, SHEAF_FLUSH);

@@ -15,6 +15,16 @@
 
 #include "sheaf_internal.h"
 
+/*
+ * The format files show the names of these enum values unless they are
+ * defined here: perf, trace-cmd and bpftrace could not evaluate them.
+ */
+TRACE_DEFINE_ENUM(SHEAF_TO_SPARE);
+TRACE_DEFINE_ENUM(SHEAF_TO_BARN);
+TRACE_DEFINE_ENUM(SHEAF_TO_SLAB);
+TRACE_DEFINE_ENUM(SHEAF_BARN_GET);
+TRACE_DEFINE_ENUM(SHEAF_BARN_PUT);
+
 TRACE_EVENT(sheaf_prefill,
 	TP_PROTO(struct sheaf_cache *sc, unsigned int wanted,
 		 const struct sheaf *sheaf),

@@ -36,6 +36,8 @@
  *   allocated.  SHEAF_CACHE_PASSTHROUGH keeps nothing in sheaves.
  * - Memory pressure.  sheaf_cache_shrink() gives everything back; sheaves
  *   are bounded: 2 per CPU, barn_max_full + barn_max_empty per node.
+ * - RCU-deferred frees.  A third per-CPU sheaf collects them and goes
+ *   through one call_rcu() when full; see sheaf_cache_free_rcu().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -681,6 +683,605 @@ slab:
 }
 EXPORT_SYMBOL_NS_GPL(sheaf_cache_free, SHEAF_NS);
 
+/* ---- bulk ---------------------------------------------------------------- */
+
+/* The most objects one bulk call takes: the count must fit in an int. */
+#define SHEAF_BULK_MAX	((size_t)INT_MAX)
+
+/*
+ * Take up to @size objects from this CPU's sheaves into @p, a sheaf at a
+ * time, swapping in the spare or a full sheaf from the barn as
+ * sheaf_cache_alloc() does.  Never goes to the slab.  Returns how many.
+ */
+static size_t pcs_alloc_bulk(struct sheaf_cache *sc, size_t size, void **p)
+{
+	struct sheaf *main, *leftover;
+	struct sheaf_pcpu *pcs;
+	unsigned int batch;
+	size_t got = 0;
+
+	while (got < size) {
+		leftover = NULL;
+		pcs = pcs_trylock(sc);
+		if (unlikely(!pcs))
+			break;
+		if (!pcs->main->size && !pcs_swap_in_full(sc, pcs, &leftover)) {
+			pcs_unlock(pcs);
+			break;
+		}
+		main = pcs->main;
+		batch = min_t(size_t, size - got, main->size);
+		main->size -= batch;
+		memcpy(p + got, &main->objects[main->size], batch * sizeof(*p));
+		pcs_unlock(pcs);
+		got += batch;
+		if (leftover)
+			sheaf_stash(sc, leftover);
+	}
+	sheaf_stat_add(sc, ALLOC_CPU_SHEAF, got);
+	return got;
+}
+
+/*
+ * Put objects of node @node from @p into this CPU's main sheaf, a sheaf at
+ * a time, making room as sheaf_cache_free() does.  Stops when the sheaves
+ * are busy, no room can be made, or the caller moved to another node.
+ * Returns how many went in, the first ones of @p.
+ */
+static size_t pcs_free_bulk(struct sheaf_cache *sc, size_t size, void **p,
+			    int node)
+{
+	struct sheaf_pcpu *pcs;
+	struct sheaf *main;
+	unsigned int batch;
+	size_t done = 0;
+
+	while (done < size) {
+		pcs = pcs_trylock(sc);
+		if (unlikely(!pcs))
+			break;
+		if (unlikely(sheaf_is_full(pcs->main))) {
+			pcs = pcs_make_room(sc, pcs);
+			if (!pcs)
+				break;
+		}
+		if (sc->numa && unlikely(numa_mem_id() != node)) {
+			pcs_unlock(pcs);
+			break;
+		}
+		main = pcs->main;
+		batch = min_t(size_t, size - done, main->capacity - main->size);
+		memcpy(&main->objects[main->size], p + done, batch * sizeof(*p));
+		main->size += batch;
+		pcs_unlock(pcs);
+		done += batch;
+	}
+	sheaf_stat_add(sc, FREE_CPU_SHEAF, done);
+	return done;
+}
+
+static void sheaf_slab_free_bulk(struct sheaf_cache *sc, size_t size,
+				 void **p)
+{
+	if (!size)
+		return;
+	sheaf_slab_free_many(sc, size, p);
+	sheaf_stat_add(sc, FREE_SLAB, size);
+}
+
+/* The objects the sheaves could not give: all of them or none. */
+static bool sheaf_slab_alloc_rest(struct sheaf_cache *sc, gfp_t gfp,
+				  size_t size, void **p)
+{
+	if (sheaf_inject_failure(sc) || !sheaf_slab_alloc_many(sc, gfp, size, p))
+		return false;
+	sheaf_stat_add(sc, ALLOC_SLAB, size);
+	return true;
+}
+
+/*
+ * Objects taken from the sheaves, not handed out yet, go back: still
+ * zeroed or poisoned as parked objects are, so no zeroing and no check.
+ */
+static void sheaf_bulk_put_back(struct sheaf_cache *sc, size_t size, void **p)
+{
+	size_t done = pcs_free_bulk(sc, size, p, numa_mem_id());
+
+	sheaf_slab_free_bulk(sc, size - done, p + done);
+}
+
+/* Drop the NULL entries of @p, keeping the order; returns how many remain. */
+static size_t sheaf_bulk_drop_null(size_t size, void **p)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < size; i++)
+		if (p[i])
+			p[n++] = p[i];
+	return n;
+}
+
+/*
+ * Move the objects of other nodes than @node to the end of @p (order not
+ * kept); returns how many of @node's come first.
+ */
+static size_t sheaf_bulk_local_first(size_t size, void **p, int node)
+{
+	size_t i = 0;
+
+	while (i < size) {
+		if (sheaf_obj_node(p[i]) == node) {
+			i++;
+			continue;
+		}
+		size--;		/* not in swap(): it evaluates its arguments twice */
+		swap(p[i], p[size]);
+	}
+	return size;
+}
+
+/**
+ * sheaf_cache_alloc_bulk() - allocate several objects
+ * @sc: the sheaf cache
+ * @gfp: allocation flags, as for kmem_cache_alloc_bulk()
+ * @size: how many objects, at most INT_MAX
+ * @p: an array of at least @size pointers, filled with the objects
+ *
+ * Takes what it can from this CPU's sheaves, a sheaf at a time, trading an
+ * empty main for the spare or a full sheaf from the node's barn as
+ * sheaf_cache_alloc() does, and allocates the rest from the slab with one
+ * kmem_cache_alloc_bulk() (object by object with interrupts off).  It does
+ * not refill sheaves: the frees of the objects do.  __GFP_ZERO zeroes every
+ * object; __GFP_ACCOUNT, an accounted or a pass-through cache take all of
+ * them from the slab so the caller's memory cgroup is charged.  A NULL @p
+ * with a non-zero @size, or a @size above INT_MAX, is misuse: it warns once
+ * and allocates nothing.
+ *
+ * Context: any context but NMI; sleeps only if @gfp allows it.
+ * Return: @size when all @size objects were allocated; 0 when @size is 0 or
+ * the slab could not provide the rest, and then nothing is allocated, the
+ * objects taken from the sheaves are back in them, and @p holds garbage.
+ * The same on every kernel, whatever its kmem_cache_alloc_bulk() returns.
+ */
+int sheaf_cache_alloc_bulk(struct sheaf_cache *sc, gfp_t gfp, size_t size,
+			   void **p)
+{
+	size_t got = 0, i;
+
+	if (!size)
+		return 0;
+	if (sheaf_misuse(sc, !p || size > SHEAF_BULK_MAX))
+		return 0;
+	sheaf_stat(sc, ALLOC_BULK);
+
+	if (likely(!sc->bypass && !(gfp & __GFP_ACCOUNT)))
+		got = pcs_alloc_bulk(sc, size, p);
+	if (got < size && !sheaf_slab_alloc_rest(sc, gfp, size - got, p + got)) {
+		sheaf_bulk_put_back(sc, got, p);
+		return 0;
+	}
+	for (i = 0; i < got; i++)
+		sheaf_hand_out(sc, p[i], gfp);
+	return size;
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_alloc_bulk, SHEAF_NS);
+
+/**
+ * sheaf_cache_free_bulk() - free several objects
+ * @sc: the sheaf cache
+ * @size: how many entries @p has, at most INT_MAX
+ * @p: the objects, of @sc's kmem_cache; NULL entries are skipped
+ *
+ * Puts the objects into this CPU's main sheaf, a sheaf at a time, trading a
+ * full main for an empty sheaf as sheaf_cache_free() does, and frees what
+ * does not fit (the barn at its limit, no empty sheaf to be had without
+ * sleeping) to the slab with one kmem_cache_free_bulk() (object by object
+ * with interrupts off).  Objects of a remote NUMA node, and every object
+ * of an accounted or pass-through cache, go straight back to the slab; in
+ * verify mode every object is checked as sheaf_cache_free() checks it.
+ * Objects may come from any allocation function of the cache and any CPU.
+ * The contents of @p are undefined afterwards, as with
+ * kmem_cache_free_bulk().  A NULL @p with a non-zero @size, or a @size
+ * above INT_MAX, is misuse: it warns once and frees nothing.
+ *
+ * Context: any context but NMI.  Never sleeps.
+ */
+void sheaf_cache_free_bulk(struct sheaf_cache *sc, size_t size, void **p)
+{
+	size_t i, local, done;
+	int node;
+
+	if (!size)
+		return;
+	if (sheaf_misuse(sc, !p || size > SHEAF_BULK_MAX))
+		return;
+	sheaf_stat(sc, FREE_BULK);
+
+	size = sheaf_bulk_drop_null(size, p);
+	if (unlikely(sc->verify)) {
+		/* Debugging: each object through the double-free check. */
+		for (i = 0; i < size; i++)
+			sheaf_cache_free(sc, p[i]);
+		return;
+	}
+	if (unlikely(sc->bypass)) {
+		sheaf_slab_free_bulk(sc, size, p);
+		return;
+	}
+
+	node = numa_mem_id();
+	local = sc->numa ? sheaf_bulk_local_first(size, p, node) : size;
+	sheaf_stat_add(sc, FREE_REMOTE, size - local);
+	if (sc->zero_on_free)
+		for (i = 0; i < local; i++)
+			memset(p[i], 0, sc->object_size);
+	done = pcs_free_bulk(sc, local, p, node);
+	sheaf_slab_free_bulk(sc, size - done, p + done);
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_free_bulk, SHEAF_NS);
+
+/* ---- RCU-deferred frees ------------------------------------------------- */
+
+/*
+ * sheaf_cache_free_rcu() collects objects in a per-CPU rcu sheaf and sends
+ * the whole sheaf through one call_rcu() when it is full (or at a barrier,
+ * a CPU's death or detach).  The sheaf carries the rcu_head, so objects
+ * need none.  When no rcu sheaf can be had without sleeping, one object
+ * goes through call_rcu() on a small node of its own: kmalloc'ed, else one
+ * of the cache's reserve; a caller that may sleep then waits for the grace
+ * period itself.
+ */
+struct sheaf_rcu_node {
+	union {
+		struct rcu_head rcu;
+		struct llist_node reserve_link;	/* while in the reserve */
+	};
+	struct sheaf_cache *sc;
+	void *obj;
+	bool reserved;	/* goes back to the reserve, not to kfree() */
+};
+
+static int sheaf_rcu_reserve_fill(struct sheaf_cache *sc)
+{
+	struct sheaf_rcu_node *node;
+	unsigned int i;
+
+	raw_spin_lock_init(&sc->rcu_reserve_lock);
+	init_llist_head(&sc->rcu_reserve);
+	for (i = 0; i < SHEAF_RCU_RESERVE; i++) {
+		node = kzalloc(sizeof(*node), GFP_KERNEL);
+		if (!node)
+			return -ENOMEM;
+		node->reserved = true;
+		llist_add(&node->reserve_link, &sc->rcu_reserve);
+	}
+	return 0;
+}
+
+/* Every node must be back: after rcu_barrier(). */
+static void sheaf_rcu_reserve_free(struct sheaf_cache *sc)
+{
+	struct llist_node *list = llist_del_all(&sc->rcu_reserve);
+	struct sheaf_rcu_node *node, *next;
+
+	llist_for_each_entry_safe(node, next, list, reserve_link)
+		kfree(node);
+}
+
+static struct sheaf_rcu_node *sheaf_rcu_reserve_take(struct sheaf_cache *sc)
+{
+	struct llist_node *first;
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&sc->rcu_reserve_lock, flags);
+	first = llist_del_first(&sc->rcu_reserve);
+	raw_spin_unlock_irqrestore(&sc->rcu_reserve_lock, flags);
+	return first ? llist_entry(first, struct sheaf_rcu_node, reserve_link) :
+		       NULL;
+}
+
+/* Softirq, or the rcuc thread on PREEMPT_RT: the slab's free path only. */
+static void sheaf_rcu_node_done(struct rcu_head *head)
+{
+	struct sheaf_rcu_node *node = container_of(head, struct sheaf_rcu_node,
+						   rcu);
+	struct sheaf_cache *sc = node->sc;
+
+	sheaf_slab_free(sc, node->obj);
+	sheaf_stat(sc, RCU_DONE);
+	if (node->reserved)
+		llist_add(&node->reserve_link, &sc->rcu_reserve);
+	else
+		kfree(node);
+}
+
+/* Whether synchronize_rcu() is allowed here: a task, preemptible, no reader. */
+static bool sheaf_may_sleep(void)
+{
+	return in_task() && preemptible() && !rcu_preempt_depth();
+}
+
+/* No rcu sheaf to be had: defer @obj alone.  See sheaf_cache_free_rcu(). */
+static noinline void sheaf_free_rcu_fallback(struct sheaf_cache *sc, void *obj)
+{
+	struct sheaf_rcu_node *node = NULL;
+	enum sheaf_stat how = RCU_FALLBACK_NODE;
+
+	sheaf_stat(sc, FREE_RCU_SHEAF_FAIL);
+	if (!sheaf_inject_failure(sc))
+		node = kmalloc(sizeof(*node), GFP_ATOMIC | __GFP_NOWARN);
+	if (node) {
+		node->reserved = false;
+	} else {
+		node = sheaf_rcu_reserve_take(sc);
+		how = RCU_FALLBACK_RESERVE;
+	}
+	if (node) {
+		node->sc = sc;
+		node->obj = obj;
+		sheaf_stat(sc, how);
+		call_rcu(&node->rcu, sheaf_rcu_node_done);
+		return;
+	}
+	if (sheaf_may_sleep()) {
+		synchronize_rcu();
+		sheaf_slab_free(sc, obj);
+		sheaf_stat(sc, RCU_FALLBACK_SYNC);
+		sheaf_stat(sc, RCU_DONE);
+		return;
+	}
+	/* Atomic, no memory, the reserve in flight: freeing would be a UAF. */
+	sheaf_stat(sc, RCU_LOST);
+	WARN_ONCE(1, "%s: out of memory in atomic context, object %p leaked instead of freed after RCU\n",
+		  sc->name, obj);
+}
+
+/* Whether every object of @sheaf belongs to the running CPU's node. */
+static bool sheaf_all_local(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	int node = numa_mem_id();
+	unsigned int i;
+
+	if (!sc->numa)
+		return true;
+	for (i = 0; i < sheaf->size; i++)
+		if (sheaf_obj_node(sheaf->objects[i]) != node)
+			return false;
+	return true;
+}
+
+/*
+ * The grace period is over, so nobody looks at the objects any more: only
+ * now may they be poisoned or zeroed, as a free into a sheaf would have.
+ */
+static void sheaf_rcu_park(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	unsigned int i;
+
+	if (unlikely(sc->verify))
+		sheaf_poison(sc, sheaf->objects, sheaf->size);
+	else if (sc->zero_on_free)
+		for (i = 0; i < sheaf->size; i++)
+			memset(sheaf->objects[i], 0, sc->object_size);
+}
+
+/*
+ * An rcu sheaf's grace period is over.  Runs in softirq (or the rcuc
+ * thread on PREEMPT_RT), never touches the per-CPU sheaves: a full sheaf
+ * of local objects goes to the barn as it is, anything else is flushed to
+ * the slab and the empty sheaf kept in the barn or freed.
+ */
+static void sheaf_rcu_done(struct rcu_head *head)
+{
+	struct sheaf *sheaf = container_of(head, struct sheaf, rcu_head);
+	struct sheaf_cache *sc = sheaf->cache;
+	struct sheaf_barn *barn = sheaf_local_barn(sc);
+	bool kept;
+
+	sheaf_stat_add(sc, RCU_DONE, sheaf->size);
+	if (sheaf_is_full(sheaf) && !sc->bypass &&
+	    sheaf_recyclable(sc, sheaf) && sheaf_all_local(sc, sheaf)) {
+		sheaf_rcu_park(sc, sheaf);
+		kept = barn_put_full(barn, sheaf, READ_ONCE(sc->barn_max_full));
+		sheaf_barn_put(sc, kept);
+		if (kept)
+			return;
+	}
+	sheaf_flush(sc, sheaf);
+	kept = sheaf_recyclable(sc, sheaf) &&
+	       barn_put_empty(barn, sheaf, READ_ONCE(sc->barn_max_empty));
+	sheaf_barn_put(sc, kept);
+	if (!kept)
+		sheaf_free_empty(sc, sheaf);
+}
+
+/* Send an rcu sheaf on its way; an empty one has nothing to wait for. */
+static void sheaf_rcu_submit(struct sheaf_cache *sc, struct sheaf *sheaf)
+{
+	if (!sheaf->size) {
+		sheaf_stash(sc, sheaf);
+		return;
+	}
+	sheaf_stat(sc, RCU_SHEAF_SUBMIT);
+	call_rcu(&sheaf->rcu_head, sheaf_rcu_done);
+}
+
+/* An empty sheaf to collect RCU frees in, without sleeping; or NULL. */
+static struct sheaf *sheaf_rcu_get_empty(struct sheaf_cache *sc)
+{
+	struct sheaf *empty = barn_get_empty(sheaf_local_barn(sc));
+
+	if (empty) {
+		sheaf_barn_got(sc, true);
+		return empty;
+	}
+	return sheaf_alloc_empty(sc, GFP_NOWAIT | __GFP_NOWARN,
+				 READ_ONCE(sc->capacity));
+}
+
+/*
+ * This CPU has no rcu sheaf: get one, then lock again.  Returns @pcs
+ * locked with an rcu sheaf, or NULL unlocked.  A sheaf that turns out not
+ * to be needed comes back through @extra.
+ */
+static struct sheaf_pcpu *pcs_get_rcu_sheaf(struct sheaf_cache *sc,
+					    struct sheaf **extra)
+{
+	struct sheaf *empty = sheaf_rcu_get_empty(sc);
+	struct sheaf_pcpu *pcs;
+
+	if (!empty)
+		return NULL;
+	pcs = pcs_trylock(sc);
+	if (!pcs) {
+		sheaf_stash(sc, empty);
+		return NULL;
+	}
+	/* We may have moved, or been interrupted by another free_rcu. */
+	if (!pcs->rcu_free)
+		pcs->rcu_free = empty;
+	else
+		*extra = empty;
+	return pcs;
+}
+
+/**
+ * sheaf_cache_free_rcu() - free an object after an RCU grace period
+ * @sc: the sheaf cache
+ * @obj: an object of @sc's kmem_cache, or NULL
+ *
+ * Like kfree_rcu(), but the object needs no rcu_head: it is collected in
+ * this CPU's rcu sheaf, and a full sheaf goes through one call_rcu().  After
+ * the grace period a full sheaf of objects of the local node goes to the
+ * barn, ready for allocations; anything else is freed to the slab.
+ * sheaf_cache_rcu_barrier() sends partial sheaves on their way and waits.
+ * Objects are zeroed or poisoned (init_on_free, verify mode) only after the
+ * grace period, never before: readers may still be looking at them.
+ *
+ * A %SLAB_TYPESAFE_BY_RCU cache needs no deferral (its readers check an
+ * object's identity, and its memory stays of its type for a grace period
+ * anyway): @obj is freed at once with sheaf_cache_free().
+ *
+ * When no rcu sheaf can be had without sleeping (the CPU's sheaves are
+ * busy under an interrupt, or no memory for one), @obj alone goes through
+ * call_rcu() on a node from kmalloc(%GFP_ATOMIC), else from a reserve of
+ * 16 nodes per cache; with none of those, a caller that
+ * may sleep waits in synchronize_rcu().  Worst case: in atomic context
+ * with no memory and the whole reserve waiting for its grace period,
+ * @obj cannot be deferred and is never freed (a leak, counted in
+ * rcu_lost, warned once), since freeing it early could be a use after
+ * free.  Never sleeps in atomic context.
+ *
+ * Context: any context sheaf_cache_free() may be called from: process,
+ * softirq, hardirq (not on PREEMPT_RT), under spinlocks and inside RCU
+ * readers.  Not NMI.
+ */
+void sheaf_cache_free_rcu(struct sheaf_cache *sc, void *obj)
+{
+	struct sheaf *rcu, *extra = NULL;
+	struct sheaf_pcpu *pcs;
+
+	if (unlikely(!obj))
+		return;
+	if (unlikely(sc->flags & SHEAF_CACHE_TYPESAFE_BY_RCU)) {
+		sheaf_cache_free(sc, obj);
+		return;
+	}
+
+	pcs = pcs_trylock(sc);
+	if (unlikely(!pcs))
+		goto fallback;
+	if (unlikely(!pcs->rcu_free)) {
+		pcs_unlock(pcs);
+		pcs = pcs_get_rcu_sheaf(sc, &extra);
+		if (!pcs)
+			goto fallback;
+	}
+	rcu = pcs->rcu_free;
+	rcu->objects[rcu->size++] = obj;
+	if (sheaf_is_full(rcu))
+		pcs->rcu_free = NULL;
+	else
+		rcu = NULL;
+	pcs_unlock(pcs);
+	sheaf_stat(sc, FREE_RCU_SHEAF);
+	if (unlikely(extra))
+		sheaf_stash(sc, extra);
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+	return;
+fallback:
+	sheaf_free_rcu_fallback(sc, obj);
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_free_rcu, SHEAF_NS);
+
+/* Take a CPU's rcu sheaf that nobody else can be using (dead or detached). */
+static void pcs_submit_rcu(struct sheaf_cache *sc, struct sheaf_pcpu *pcs)
+{
+	struct sheaf *rcu = pcs->rcu_free;
+
+	pcs->rcu_free = NULL;
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+}
+
+/* Runs on the CPU whose rcu sheaf it submits (sheaf_cache_rcu_barrier()). */
+static void sheaf_rcu_work_fn(struct work_struct *work)
+{
+	struct sheaf_flush_work *fw =
+		container_of(work, struct sheaf_flush_work, rcu_work);
+	struct sheaf_cache *sc = fw->sc;
+	struct sheaf_pcpu *pcs;
+	struct sheaf *rcu;
+
+	pcs = pcs_trylock(sc);
+	if (!pcs)
+		return;
+	rcu = pcs->rcu_free;
+	pcs->rcu_free = NULL;
+	pcs_unlock(pcs);
+	if (rcu)
+		sheaf_rcu_submit(sc, rcu);
+}
+
+/**
+ * sheaf_cache_rcu_barrier() - wait until RCU-deferred frees are done
+ * @sc: the sheaf cache
+ *
+ * Sends every CPU's rcu sheaf, full or not, through call_rcu() and waits
+ * for all of them with rcu_barrier(): every object given to
+ * sheaf_cache_free_rcu() before the call has passed its grace period and
+ * is back in the barn or the slab.  Frees that run concurrently may still
+ * be pending.
+ *
+ * Context: process context; sleeps.  Not under cpus_read_lock().
+ */
+void sheaf_cache_rcu_barrier(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	might_sleep();
+	cpus_read_lock();
+	for_each_online_cpu(cpu)
+		queue_work_on(cpu, sheaf_wq,
+			      &per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	for_each_online_cpu(cpu)
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	cpus_read_unlock();
+	rcu_barrier();
+}
+EXPORT_SYMBOL_NS_GPL(sheaf_cache_rcu_barrier, SHEAF_NS);
+
+/* Detach, unload: @sc is unused, send every rcu sheaf and wait for all. */
+static void sheaf_rcu_drain(struct sheaf_cache *sc)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		pcs_submit_rcu(sc, per_cpu_ptr(sc->pcpu, cpu));
+	rcu_barrier();
+}
+
 /* ---- prefilled sheaves --------------------------------------------------- */
 
 /*
@@ -1203,8 +1804,10 @@ static void sheaf_wait_flushes(struct sheaf_cache *sc)
 {
 	unsigned int cpu;
 
-	for_each_possible_cpu(cpu)
+	for_each_possible_cpu(cpu) {
 		flush_work(&per_cpu_ptr(sc->flush, cpu)->work);
+		flush_work(&per_cpu_ptr(sc->flush, cpu)->rcu_work);
+	}
 }
 
 /**
@@ -1269,6 +1872,7 @@ static int sheaf_cpu_dead(unsigned int cpu, struct hlist_node *node)
 					     cpuhp_node);
 
 	pcs_drain(sc, per_cpu_ptr(sc->pcpu, cpu));
+	pcs_submit_rcu(sc, per_cpu_ptr(sc->pcpu, cpu));
 	return 0;
 }
 
@@ -1323,6 +1927,7 @@ static void sheaf_cache_free_parts(struct sheaf_cache *sc)
 		}
 	}
 	kfree(sc->barns);
+	sheaf_rcu_reserve_free(sc);
 	free_percpu(sc->flush);
 	free_percpu(sc->pcpu);
 	free_percpu(sc->stats);
@@ -1422,6 +2027,7 @@ static int sheaf_cache_init(struct sheaf_cache *sc)
 		struct sheaf_flush_work *fw = per_cpu_ptr(sc->flush, cpu);
 
 		INIT_WORK(&fw->work, sheaf_flush_work_fn);
+		INIT_WORK(&fw->rcu_work, sheaf_rcu_work_fn);
 		fw->sc = sc;
 	}
 	for_each_node(node) {
@@ -1429,6 +2035,8 @@ static int sheaf_cache_init(struct sheaf_cache *sc)
 		if (!sc->barns[node])
 			return -ENOMEM;
 	}
+	if (sheaf_rcu_reserve_fill(sc))
+		return -ENOMEM;
 	/* main is never NULL: every possible CPU gets one up front. */
 	for_each_possible_cpu(cpu) {
 		struct sheaf_pcpu *pcs = per_cpu_ptr(sc->pcpu, cpu);
@@ -1555,6 +2163,8 @@ void sheaf_cache_detach(struct sheaf_cache *sc)
 	WRITE_ONCE(sc->dead, true);
 	mutex_unlock(&sheaf_caches_lock);
 	sheaf_wait_flushes(sc);
+	/* RCU callbacks put sheaves into the barns: let them all finish. */
+	sheaf_rcu_drain(sc);
 	sheaf_cache_free_pcpu(sc);
 	sheaf_drain_barns(sc);
 
@@ -1797,6 +2407,7 @@ static void __exit sheafmod_exit(void)
 			cpuhp_state_remove_instance_nocalls(sheaf_cpuhp_state,
 							    &sc->cpuhp_node);
 			sheaf_sysfs_del(sc);
+			sheaf_rcu_drain(sc);
 		}
 		list_del(&sc->list);
 		sheaf_cache_free_parts(sc);

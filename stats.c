@@ -72,6 +72,16 @@ static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[DOUBLE_FREE] = SHEAF_STAT_ATTR(double_free),
 	[PREFILLED] = SHEAF_STAT_ATTR(prefilled),
 	[RETURNED] = SHEAF_STAT_ATTR(returned),
+	[ALLOC_BULK] = SHEAF_STAT_ATTR(alloc_bulk),
+	[FREE_BULK] = SHEAF_STAT_ATTR(free_bulk),
+	[FREE_RCU_SHEAF] = SHEAF_STAT_ATTR(free_rcu_sheaf),
+	[FREE_RCU_SHEAF_FAIL] = SHEAF_STAT_ATTR(free_rcu_sheaf_fail),
+	[RCU_SHEAF_SUBMIT] = SHEAF_STAT_ATTR(rcu_sheaf_submit),
+	[RCU_DONE] = SHEAF_STAT_ATTR(rcu_done),
+	[RCU_FALLBACK_NODE] = SHEAF_STAT_ATTR(rcu_fallback_node),
+	[RCU_FALLBACK_SYNC] = SHEAF_STAT_ATTR(rcu_fallback_sync),
+	[RCU_FALLBACK_RESERVE] = SHEAF_STAT_ATTR(rcu_fallback_reserve),
+	[RCU_LOST] = SHEAF_STAT_ATTR(rcu_lost),
 };
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,

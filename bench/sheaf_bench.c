@@ -20,6 +20,11 @@
  *	pc       producer/consumer on two CPUs: objects through the barns
  *	tune     the producer/consumer pair at several capacities, set at
  *		 runtime with sheaf_cache_set_capacity()
+ *	bulk     bulk allocation and free of n objects at once; against the
+ *		 stock kmem_cache_alloc_bulk()/kmem_cache_free_bulk() and (7.x)
+ *		 the same on a native sheaf cache
+ *	rcu      sheaf_cache_free_rcu() against call_rcu() + kmem_cache_free()
+ *		 and kfree_rcu(), per free and per alloc + free pair
  *	memory   objects held by each sheafmod cache: peak, after shrink, bound
  *
  * The module stays loaded until removed.  An allocation that should not
@@ -36,6 +41,7 @@
 #include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/nodemask.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
@@ -61,7 +67,7 @@ static unsigned int scale_ops = 200000;
 module_param(scale_ops, uint, 0444);
 MODULE_PARM_DESC(scale_ops, "alloc+free pairs per CPU in the scale and pc parts");
 
-static char *parts = "prefill,percpu,scale,pc,tune,memory";
+static char *parts = "prefill,percpu,bulk,scale,pc,tune,rcu,memory";
 module_param(parts, charp, 0444);
 MODULE_PARM_DESC(parts, "comma-separated parts to run");
 
@@ -190,7 +196,7 @@ struct held {
 	unsigned long peak;
 };
 
-static struct held held[4];
+static struct held held[8];	/* one per part */
 static unsigned int nr_held;
 
 static void *check_obj(void *obj)
@@ -356,6 +362,42 @@ static void batch_stock(void)
 static void batch_native(void)
 {
 	batch_slab(b.native);
+}
+
+static void bulk_sheafmod(void)
+{
+	unsigned int i;
+
+	if (!sheaf_cache_alloc_bulk(b.sc, GFP_KERNEL, b.n, b.objs)) {
+		b.failures++;
+		return;
+	}
+	for (i = 0; i < b.n; i++)
+		use(b.objs[i], i);
+	sheaf_cache_free_bulk(b.sc, b.n, b.objs);
+}
+
+static void bulk_slab(struct kmem_cache *s)
+{
+	unsigned int i;
+
+	if (!sheaf_slab_alloc_bulk(s, GFP_KERNEL, b.n, b.objs)) {
+		b.failures++;
+		return;
+	}
+	for (i = 0; i < b.n; i++)
+		use(b.objs[i], i);
+	kmem_cache_free_bulk(s, b.n, b.objs);
+}
+
+static void bulk_stock(void)
+{
+	bulk_slab(b.stock);
+}
+
+static void bulk_native(void)
+{
+	bulk_slab(b.native);
 }
 
 /* ---- timing and reporting ------------------------------------------------- */
@@ -547,6 +589,31 @@ static void run_percpu(struct sheaf_cache *sc)
 			nr, b.n, "ns/op");
 	}
 	b.shuffled = false;
+}
+
+/*
+ * Bulk allocation of n objects, each written once, then their bulk free:
+ * cost per object.  n = 128 spans four sheaves of the benchmark capacity.
+ */
+static void run_bulk(struct sheaf_cache *sc)
+{
+	static const unsigned int sizes[] = { 1, 8, 32, 128 };
+	struct impl impls[] = {
+		{ "sheafmod", bulk_sheafmod, true },
+		{ "stock", bulk_stock, true },
+		{ "native", bulk_native, b.native },
+	};
+	unsigned int i, nr;
+
+	b.sc = sc;
+	b.k = 0;
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		b.n = sizes[i];
+		/* The same number of objects for the larger sizes. */
+		nr = clamp(rounds * 10 / b.n, 50U, rounds);
+		compare("bulk", "alloc-free", impls, ARRAY_SIZE(impls), nr, b.n,
+			"ns/op");
+	}
 }
 
 /* ---- scale and producer/consumer: kthreads bound to CPUs ------------------ */
@@ -890,6 +957,142 @@ static void run_tune(struct sheaf_cache *sc)
 		b.failures++;
 }
 
+/* ---- RCU-deferred frees ---------------------------------------------------- */
+
+/* What the stock ways need in the object: an rcu_head, OBJ_SIZE in all. */
+struct rcu_obj {
+	struct rcu_head rcu;
+	char payload[OBJ_SIZE - sizeof(struct rcu_head)];
+};
+
+static void rcu_obj_free(struct rcu_head *head)
+{
+	kmem_cache_free(b.stock, container_of(head, struct rcu_obj, rcu));
+}
+
+static void *rcu_alloc_sheafmod(void)
+{
+	return sheaf_cache_alloc(b.sc, GFP_KERNEL);
+}
+
+static void rcu_free_sheafmod(void *obj)
+{
+	sheaf_cache_free_rcu(b.sc, obj);
+}
+
+static void *rcu_alloc_stock(void)
+{
+	return kmem_cache_alloc(b.stock, GFP_KERNEL);
+}
+
+static void rcu_free_call_rcu(void *obj)
+{
+	call_rcu(&((struct rcu_obj *)obj)->rcu, rcu_obj_free);
+}
+
+static void *rcu_alloc_kmalloc(void)
+{
+	return kmalloc(sizeof(struct rcu_obj), GFP_KERNEL);
+}
+
+static void rcu_free_kfree_rcu(void *obj)
+{
+	struct rcu_obj *o = obj;
+
+	kfree_rcu(o, rcu);
+}
+
+struct rcu_impl {
+	const char *name;
+	void *(*alloc)(void);
+	void (*free)(void *obj);
+};
+
+static const struct rcu_impl rcu_impls[] = {
+	{ "sheafmod", rcu_alloc_sheafmod, rcu_free_sheafmod },
+	{ "call_rcu", rcu_alloc_stock, rcu_free_call_rcu },
+	{ "kfree_rcu", rcu_alloc_kmalloc, rcu_free_kfree_rcu },
+};
+
+/*
+ * Picoseconds per deferred free: batches of MAX_BATCH objects allocated
+ * untimed, then freed timed.  Callbacks of earlier batches that run
+ * meanwhile (softirq, on this CPU) are part of the cost.
+ */
+static u64 rcu_time_frees(const struct rcu_impl *impl, unsigned int batches)
+{
+	u64 t0, total = 0;
+	unsigned int i, j;
+
+	for (j = 0; j <= batches; j++) {
+		for (i = 0; i < MAX_BATCH; i++) {
+			b.objs[i] = check_obj(impl->alloc());
+			use(b.objs[i], i);
+		}
+		t0 = ktime_get_ns();
+		for (i = 0; i < MAX_BATCH; i++)
+			if (b.objs[i])
+				impl->free(b.objs[i]);
+		if (j)		/* the first batch warms up */
+			total += ktime_get_ns() - t0;
+		cond_resched();
+	}
+	return div_u64(total * 1000, batches * MAX_BATCH);
+}
+
+/* Picoseconds per allocation + deferred free, one object at a time. */
+static u64 rcu_time_pairs(const struct rcu_impl *impl, unsigned int nr)
+{
+	unsigned int i;
+	void *obj;
+	u64 t0;
+
+	for (i = 0; i < nr / 10 + 1; i++) {
+		obj = check_obj(impl->alloc());
+		if (obj)
+			impl->free(obj);
+	}
+	t0 = ktime_get_ns();
+	for (i = 0; i < nr; i++) {
+		obj = check_obj(impl->alloc());
+		use(obj, i);
+		if (obj)
+			impl->free(obj);
+	}
+	t0 = ktime_get_ns() - t0;
+	cond_resched();
+	return div_u64(t0 * 1000, nr);
+}
+
+/*
+ * Interleaved, each measurement followed (untimed) by rcu_barrier() so
+ * that no implementation pays for another's callbacks.
+ */
+static void run_rcu(struct sheaf_cache *sc)
+{
+	static s64 vf[ARRAY_SIZE(rcu_impls)][MAX_REPS];
+	static s64 vp[ARRAY_SIZE(rcu_impls)][MAX_REPS];
+	unsigned int batches = max(rounds / MAX_BATCH, 1U);
+	unsigned int r, i;
+
+	b.sc = sc;
+	for (r = 0; r < reps; r++) {
+		for (i = 0; i < ARRAY_SIZE(rcu_impls); i++) {
+			vf[i][r] = rcu_time_frees(&rcu_impls[i], batches) / 10;
+			sheaf_cache_rcu_barrier(sc);
+			vp[i][r] = rcu_time_pairs(&rcu_impls[i], rounds) / 10;
+			sheaf_cache_rcu_barrier(sc);
+			sample_held();
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(rcu_impls); i++) {
+		emit("rcu", "free", rcu_impls[i].name, MAX_BATCH, 0, 1,
+		     "ns/obj", vf[i], reps);
+		emit("rcu", "pair", rcu_impls[i].name, 1, 0, 1, "ns/op",
+		     vp[i], reps);
+	}
+}
+
 /* ---- memory held ----------------------------------------------------------- */
 
 /* 2 sheaves per possible CPU, barn_max_full full ones per node. */
@@ -949,6 +1152,10 @@ static struct sheaf_cache *bench_cache(const char *name, const char *part)
 	sc = sheaf_cache_create(name, OBJ_SIZE, 0, 0, NULL, &args);
 	if (IS_ERR(sc))
 		return sc;
+	if (WARN_ON_ONCE(nr_held == ARRAY_SIZE(held))) {
+		sheaf_cache_destroy(sc);
+		return ERR_PTR(-ENOSPC);
+	}
 	held[nr_held].name = part;
 	held[nr_held].sc = sc;
 	held[nr_held].peak = 0;
@@ -960,6 +1167,7 @@ static void destroy_all(void)
 {
 	while (nr_held)
 		sheaf_cache_destroy(held[--nr_held].sc);
+	rcu_barrier();		/* the rcu part's call_rcu() frees to b.stock */
 	kmem_cache_destroy(b.native);
 	kmem_cache_destroy(b.stock);
 	kfree(b.objs);
@@ -1014,11 +1222,15 @@ static int bench_main(void *arg)
 	if (!ret)
 		ret = run_part("percpu", "sheaf_bench_percpu", run_percpu);
 	if (!ret)
+		ret = run_part("bulk", "sheaf_bench_bulk", run_bulk);
+	if (!ret)
 		ret = run_part("scale", "sheaf_bench_scale", run_scale);
 	if (!ret)
 		ret = run_part("pc", "sheaf_bench_pc", run_pc);
 	if (!ret)
 		ret = run_part("tune", "sheaf_bench_tune", run_tune);
+	if (!ret)
+		ret = run_part("rcu", "sheaf_bench_rcu", run_rcu);
 	if (!ret && part_on("memory"))
 		report_held();
 	run->ret = ret;

@@ -10,7 +10,8 @@
 # one VM at a time:
 #   icount  -accel tcg -icount shift=0,sleep=off: guest time counts
 #           executed instructions, so "ns" are instructions; repeatable;
-#           the single-CPU cost figures (parts prefill, percpu, memory)
+#           the single-CPU cost figures (parts prefill, percpu, bulk,
+#           rcu, memory)
 #   mttcg   -accel tcg,thread=multi, 4 vCPUs: wall time; noisy and shared
 #           with whatever else runs on the host; all parts, and the only
 #           one with scaling (scale, pc)
@@ -38,8 +39,8 @@ FAILURES=0
 # Parts per mode: scaling needs real parallelism, which icount lacks.
 parts_of() {
 	case $1 in
-	icount) echo prefill,percpu,memory ;;
-	mttcg) echo prefill,percpu,scale,pc,tune,memory ;;
+	icount) echo prefill,percpu,bulk,rcu,memory ;;
+	mttcg) echo prefill,percpu,bulk,scale,pc,tune,rcu,memory ;;
 	esac
 }
 
@@ -237,10 +238,64 @@ print_tune() {
 	}' "$OUT/results.csv"
 }
 
+# The bulk part: cost per object of a bulk allocation and free of n
+# objects, and the ratios of sheafmod's to the slab's own bulk calls.
+print_bulk() {
+	grep -q '^[^,]*,[^,]*,[^,]*,bulk,' "$OUT/results.csv" || return 0
+	printf '\n=== bulk alloc+free of n objects, per object (median; icount: instructions)\n'
+	printf '%-8s %-7s %4s %9s %9s %9s %15s %16s\n' kernel mode n sheafmod stock \
+		native "sheafmod/stock" "sheafmod/native"
+	awk -F, '$4 == "bulk" && $10 == "ns/op" {
+		key = $1 "," $2 "," $7
+		v[key, $6] = $11
+		if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+	}
+	function ratio(a, b) { return (a != "" && b > 0) ? sprintf("%.2fx", a / b) : "-" }
+	function val(a) { return a == "" ? "-" : a }
+	END {
+		for (i = 1; i <= n; i++) {
+			k = order[i]
+			split(k, f, ",")
+			printf "%-8s %-7s %4s %9s %9s %9s %15s %16s\n", f[1], f[2], f[3],
+				val(v[k, "sheafmod"]), val(v[k, "stock"]), val(v[k, "native"]),
+				ratio(v[k, "sheafmod"], v[k, "stock"]),
+				ratio(v[k, "sheafmod"], v[k, "native"])
+		}
+	}' "$OUT/results.csv"
+}
+
+# RCU-deferred frees: cost per free and per alloc + free pair, and the
+# ratios of the stock ways to sheafmod's (higher: sheafmod cheaper), all
+# from one boot.
+print_rcu() {
+	grep -q '^[^,]*,[^,]*,[^,]*,rcu,' "$OUT/results.csv" || return 0
+	printf '\n=== RCU-deferred frees (median ns; ratio: other / sheafmod)\n'
+	printf '%-8s %-7s %-5s %9s %9s %9s %10s %10s\n' kernel mode case sheafmod \
+		call_rcu kfree_rcu call_rcu/x kfree_rcu/x
+	awk -F, '$4 == "rcu" {
+		key = $1 "," $2 "," $5
+		v[key "," $6] = $11
+		if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+	}
+	END {
+		for (i = 1; i <= n; i++) {
+			k = order[i]
+			split(k, f, ",")
+			s = v[k ",sheafmod"]
+			rc = (s > 0) ? v[k ",call_rcu"] / s : 0
+			rk = (s > 0) ? v[k ",kfree_rcu"] / s : 0
+			printf "%-8s %-7s %-5s %9.1f %9.1f %9.1f %9.2fx %9.2fx\n", f[1], f[2], f[3],
+				s, v[k ",call_rcu"], v[k ",kfree_rcu"], rc, rk
+		}
+	}' "$OUT/results.csv"
+}
+
 report() {
 	headline
 	print_table
 	print_tune
+	print_bulk
+	print_rcu
 	plot
 	echo "plot: $OUT/headline.png"
 }

@@ -12,11 +12,16 @@
 # (scripts/initramfs.sh) and runs the kselftest collection in QEMU
 # (scripts/vm.sh); then the DKMS round trip and consumer build
 # (scripts/dkms-check.sh K) and a VM that loads the DKMS-installed module
-# with depmod and modprobe (vm.sh --mode dkms).
-# Logs of kernel K go to out/logs/K/: fetch.log, build.log, upstream.log,
-# initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
+# with depmod and modprobe (vm.sh --mode dkms); on the kernels of
+# SHEAF_TRACER_KERNELS (default "6.1 7.2": the oldest and the newest), the
+# tracer VM (vm.sh --mode tracers, an initramfs with perf, trace-cmd and
+# bpftrace: selftests/sheaf/tracers.sh), a row "K/tracers" of its own.
+# Logs of kernel K go to out/logs/K/: modules/ (the build that was
+# tested, copied from the shared build dir), fetch.log, build.log,
+# upstream.log, initramfs.log, vm.log (what vm.sh printed), console.log (the guest's
 # kernel log), result.txt (its KTAP), summary; those of its DKMS steps to
-# out/logs/K/dkms/.  Host steps log to out/logs/{lint,sheafinfo,deb}.log.
+# out/logs/K/dkms/, those of the tracer VM to out/logs/K/tracers/.  Host
+# steps log to out/logs/{lint,sheafinfo,deb}.log.
 #
 # Ends with a table per kernel and a last line "N passed, N failed,
 # N skipped" summing the test cases of all kernels; a step that failed
@@ -42,6 +47,8 @@ TOTAL_FAILED=0
 TOTAL_SKIPPED=0
 FAILURES=0
 DEB=''	# the Debian package, once built
+# Its initramfs is 20 times the size of the others: a subset bounds the time.
+TRACER_KERNELS=${SHEAF_TRACER_KERNELS-6.1 7.2}
 NOTES=()	# why each failed row failed, repeated under the table
 # The hardened boot: its kernel command line and cases.
 HARDENED_APPEND="init_on_alloc=1 init_on_free=1"
@@ -141,7 +148,9 @@ run_kernel() {
 	"$SHEAF_TOP/scripts/kernels.sh" fetch "$k" >"$dir/fetch.log" 2>&1 ||
 		{ step_failed "$k" FETCH "$dir/fetch.log"; return 0; }
 	echo "$k: build"
-	if ! moddir=$("$SHEAF_TOP/scripts/kbuild.sh" "$k" 2>"$dir/build.log" | tail -n 1) ||
+	# A copy: another tree's make check may build for K while this one runs.
+	if ! moddir=$(SHEAF_BUILD_COPY=$dir/modules "$SHEAF_TOP/scripts/kbuild.sh" "$k" \
+		2>"$dir/build.log" | tail -n 1) ||
 		[[ -z $moddir ]]; then
 		step_failed "$k" BUILD "$dir/build.log"
 		return 0
@@ -168,6 +177,36 @@ run_kernel() {
 	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$k" "$s" "$dir/vm.log"
 	[[ $k != "$HARDENED_KERNEL" ]] || run_hardened "$k"
 	run_dkms "$k" "$moddir"
+	if [[ " $TRACER_KERNELS " == *" $k "* ]]; then
+		run_tracers "$k" "$moddir"
+	fi
+}
+
+# The tracer VM of kernel K: selftests/sheaf/tracers.sh with perf,
+# trace-cmd and bpftrace in the initramfs.  Says how long it added.
+run_tracers() {
+	local k=$1 moddir=$2 dir=$LOGS/$1/tracers row=$1/tracers s start=$SECONDS
+
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "$k: tracer initramfs"
+	"$SHEAF_TOP/scripts/initramfs.sh" --tracers "$k" "$moddir" "$dir/initramfs.cpio" \
+		>"$dir/initramfs.log" 2>&1 ||
+		{ step_failed "$row" INITRAMFS "$dir/initramfs.log"; return 0; }
+	"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --mode tracers --initramfs "$dir/initramfs.cpio" 2>&1 |
+		tee "$dir/vm.log" || true
+	rm -f "$dir/initramfs.cpio"	# 240 MB, made again in 20 s
+	echo "$k: the tracer VM added $((SECONDS - start))s"
+	s=$dir/summary
+	if [[ ! -f $s ]]; then
+		step_failed "$row" VM "$dir/vm.log"
+		return 0
+	fi
+	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
+		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
+		"$(summary_field "$s" seconds)$(retries_note "$s")" \
+		"$(summary_field "$s" verdict)"
+	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
 }
 
 # The kselftest VM of kernel K again, with the kernel zeroing objects on

@@ -32,7 +32,6 @@ HOST_DEPS=(dkms kmod make gcc-12 libelf1 pahole)
 # Where the throwaway root appears inside the chroot.
 CHROOT_ROOT=/sheaf-dkms
 CHROOT_PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-MOUNTED=()
 
 # --- the places ------------------------------------------------------------
 
@@ -64,15 +63,6 @@ system_trees() {
 }
 
 # --- running dkms, on the host or in the chroot ------------------------------
-
-unmount_all() {
-	local i
-	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
-		umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" ||
-			log "could not unmount ${MOUNTED[i]}"
-	done
-	MOUNTED=()
-}
 
 # objtool reads /proc; the throwaway root is bind-mounted at $CHROOT_ROOT.
 mount_into_chroot() {

@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Usage: scripts/initramfs.sh K MODDIR OUT [LIBMODULES]
+# Usage: scripts/initramfs.sh [--tracers] K MODDIR OUT [LIBMODULES]
 #
 # Builds the initramfs (uncompressed newc cpio) OUT for one test VM run of
 # kernel K with the modules built in MODDIR (the tree scripts/kbuild.sh K
 # builds: MODDIR/sheafmod.ko, MODDIR/selftests/sheaf/test_sheaf.ko, ...).
+# --tracers adds perf, trace-cmd and bpftrace with their libraries
+# (scripts/tracers.sh), for the tracer VM: about 230 MB more, so only there.
 #
 # Contents:
 #   /init          the test VM's init (scripts/vm-init.sh), run by bash
@@ -18,6 +20,7 @@
 #                  as DKMS installed it (dkms mode, scripts/dkms-check.sh)
 #   /usr/bin/sheafinfo  tools/sheafinfo.c, built static (make sheafinfo)
 #   busybox-static for the tools, bash-static as /bin/bash and /bin/sh
+#   /usr/bin/{perf,trace-cmd,bpftrace}, /lib*, /usr/lib/...  with --tracers
 #
 # bash is needed twice over: sheaf.sh is a bash script, and the kselftest
 # runner (run_kselftest.sh, #!/bin/sh) uses "((((( cmd ...) ...)))"
@@ -29,7 +32,7 @@ set -euo pipefail
 DEPS=(busybox-static bash-static cpio rsync make binutils gcc libc6-dev)
 
 usage() {
-	sed -n '4,8s/^# \{0,1\}//p' "$0" >&2
+	sed -n '4,10s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -64,14 +67,16 @@ install_kselftest() {
 		KSFT_INSTALL_PATH="$dest" SHEAF_KO_DIR="$moddir" install >&2
 	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh \
 		sheaf/settings sheaf/sheafmod.ko sheaf/test_sheaf.ko \
-		sheaf/test_sheaf_upstream.ko; do
+		sheaf/test_sheaf_upstream.ko sheaf/tracers.sh sheaf/sheaf_example.ko; do
 		[[ -e $dest/$f ]] || die "kselftest install lacks $f"
 	done
-	grep -qx 'sheaf:sheaf.sh' "$dest/kselftest-list.txt" ||
-		die "kselftest-list.txt does not list sheaf:sheaf.sh"
+	for f in sheaf.sh tracers.sh; do
+		grep -qx "sheaf:$f" "$dest/kselftest-list.txt" ||
+			die "kselftest-list.txt does not list sheaf:$f"
+	done
 	# sheaf.sh is run by its #! line either way; executable spares the
 	# runner's "not executable" warning.
-	chmod +x "$dest/sheaf/sheaf.sh"
+	chmod +x "$dest/sheaf/sheaf.sh" "$dest/sheaf/tracers.sh"
 }
 
 # busybox applets as links, then bash over sh: see the header.
@@ -107,6 +112,15 @@ install_sheafinfo() {
 
 	make -s -C "$SHEAF_TOP" sheafinfo >&2
 	install -m 755 "$SHEAF_TOP/out/sheafinfo" "$root/usr/bin/sheafinfo"
+}
+
+# Dynamically linked, from Debian's packages: copied with their loader and
+# libraries, which busybox and bash (static) do not need.
+install_tracers() {
+	local root=$1 tracers
+
+	tracers=$("$SHEAF_TOP/scripts/tracers.sh")
+	cp -a "$tracers/." "$root/"
 }
 
 # The guest's depmod and modprobe read /lib/modules/<release>.
@@ -150,9 +164,14 @@ write_cpio() {
 }
 
 main() {
-	local k=${1:-} moddir=${2:-} out=${3:-} libmodules=${4:-} release src work ko
+	local tracers='' k moddir out libmodules release src work ko
 
+	if [[ ${1:-} == --tracers ]]; then
+		tracers=1
+		shift
+	fi
 	[[ $# -eq 3 || $# -eq 4 ]] || usage
+	k=$1 moddir=$2 out=$3 libmodules=${4:-}
 	[[ -f $moddir/sheafmod.ko && -f $moddir/selftests/sheaf/test_sheaf.ko ]] ||
 		die "$moddir: no sheafmod.ko or selftests/sheaf/test_sheaf.ko (run scripts/kbuild.sh $k)"
 	moddir="$(cd "$moddir" && pwd)"
@@ -172,6 +191,7 @@ main() {
 	install_tools "$work/root"
 	install_modules "$moddir" "$work/root"
 	install_sheafinfo "$work/root"
+	[[ -z $tracers ]] || install_tracers "$work/root"
 	if [[ -n $libmodules ]]; then
 		install_lib_modules "$libmodules" "$work/root" "$release"
 	fi

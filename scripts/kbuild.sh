@@ -18,6 +18,10 @@
 # SHEAF_SRC  source tree to build (default: this repo); its git-tracked and
 #            untracked-but-not-ignored files are copied, so the build never
 #            writes into it.
+# SHEAF_BUILD_COPY  after a "modules" build, copy the build dir there
+#            before another build can start, and print that path instead:
+#            the build dir is shared by every source tree building for K,
+#            and the next one syncs its own sources over it.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -29,7 +33,6 @@ SRC="${SHEAF_SRC:-$SHEAF_TOP}"
 HOST_BUILD_DEPS=(make gcc-12 pahole libelf1)
 # Where the build dir appears inside the chroot.
 CHROOT_BUILD=/sheaf-build
-MOUNTED=()
 
 # Mirrors the source files into $1, touching only files whose content
 # changed so that make rebuilds just what it must; files that left the
@@ -73,15 +76,6 @@ prune_stale_modules() {
 	while IFS= read -r -d '' ko; do
 		[[ -n ${built[$ko]:-} ]] || { log "removing stale $ko"; rm -f "$dir/$ko"; }
 	done < <(cd "$dir" && find . -name '*.ko' -printf '%P\0')
-}
-
-unmount_all() {
-	local i
-	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
-		umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" ||
-			log "could not unmount ${MOUNTED[i]}"
-	done
-	MOUNTED=()
 }
 
 # Callers run this where set -e does not apply: each step is checked.
@@ -176,7 +170,13 @@ main() {
 	fi
 	if wants_modules "$@"; then
 		prune_stale_modules "$build/src"
-		echo "$build/src"
+		if [[ -n ${SHEAF_BUILD_COPY:-} ]]; then
+			rm -rf "$SHEAF_BUILD_COPY"
+			cp -a "$build/src" "$SHEAF_BUILD_COPY"
+			echo "$SHEAF_BUILD_COPY"
+		else
+			echo "$build/src"
+		fi
 	fi
 }
 

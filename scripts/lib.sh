@@ -51,3 +51,16 @@ sheaf_version() {
 	[[ -n $v ]] || die "no PACKAGE_VERSION in $SHEAF_TOP/dkms.conf"
 	echo "$v"
 }
+
+# Mounts a script made (MOUNTED+=(dir) after each), undone in reverse
+# order by unmount_all, e.g. from an EXIT trap.
+MOUNTED=()
+
+unmount_all() {
+	local i
+	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
+		umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" ||
+			log "could not unmount ${MOUNTED[i]}"
+	done
+	MOUNTED=()
+}

@@ -4,8 +4,11 @@
 # /init of the test VM (scripts/initramfs.sh puts it there).
 #
 # Kernel command line:
-#   sheaf.mode=check|demo|dkms|bench
-#                          check (default): the kselftest collection;
+#   sheaf.mode=check|tracers|demo|dkms|bench
+#                          check (default): the kselftest collection but
+#                          tracers.sh; tracers: tracers.sh alone (perf,
+#                          trace-cmd and bpftrace: the initramfs made
+#                          with scripts/initramfs.sh --tracers);
 #                          demo: load sheafmod and the example, print the
 #                          layer's statistics and sheafinfo, unload both;
 #                          dkms: depmod, then modprobe the DKMS-installed
@@ -96,12 +99,21 @@ run_reported() {
 	return "$rc"
 }
 
+# The kselftest runner on test $1 of the list, or on all of them but
+# tracers.sh, whose tools only the tracer VM carries.
 run_check() {
-	local timeout
+	local timeout tests=() t
 
 	timeout=$(cmdline_param timeout)
 	cd /kselftest || return 1
-	./run_kselftest.sh ${timeout:+-o "$timeout"}
+	if [ -n "${1:-}" ]; then
+		tests=(-t "$1")
+	else
+		while read -r t; do
+			[ "$t" = sheaf:tracers.sh ] || tests+=(-t "$t")
+		done <kselftest-list.txt
+	fi
+	./run_kselftest.sh ${timeout:+-o "$timeout"} "${tests[@]}"
 }
 
 # Every file under /sys/kernel/sheaf/*/, as it reads.
@@ -231,8 +243,12 @@ main() {
 	report "SHEAF-START kernel=$(uname -r) mode=$mode uptime=$(uptime_s)"
 	echo "sheaf-init: start, mode $mode" >/dev/kmsg
 	case $mode in
-	check)
-		run_reported run_check
+	check | tracers)
+		if [ "$mode" = tracers ]; then
+			run_reported run_check sheaf:tracers.sh
+		else
+			run_reported run_check
+		fi
 		rc=0
 		# The runner exits 0 whatever the results: read them.
 		grep -Eq '^(# )*not ok ' $OUT && rc=1

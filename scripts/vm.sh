@@ -1,14 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Usage: scripts/vm.sh K OUTDIR [--mode check|demo|dkms|bench] [--modules DIR]
+# Usage: scripts/vm.sh K OUTDIR [--mode check|tracers|demo|dkms|bench] [--modules DIR]
 #                               [--initramfs FILE] [--icount]
 #
 # Boots kernel K (fetched by scripts/kernels.sh) in QEMU/TCG with 4 vCPUs
 # on two NUMA nodes, runs one mode of the test VM's init (scripts/vm-init.sh)
 # and decides the outcome.
 #
-#   --mode       check (default): the kselftest collection; demo: the demo;
+#   --mode       check (default): the kselftest collection; tracers:
+#                selftests/sheaf/tracers.sh alone (the initramfs needs the
+#                tools: scripts/initramfs.sh --tracers); demo: the demo;
 #                dkms: modprobe of the DKMS-installed module (the initramfs
 #                needs its /lib/modules: scripts/initramfs.sh's 4th argument);
 #                bench: the benchmark module (scripts/bench.sh)
@@ -130,6 +132,11 @@ started() {
 }
 
 # --- reading the result ---------------------------------------------------------
+
+# Modes whose result is the kselftest runner's KTAP.
+has_ktap() {
+	[[ $1 == check || $1 == tracers ]]
+}
 
 # The mode's output: what the init reported between its markers.
 result_body() {
@@ -290,8 +297,12 @@ judge() {
 	left=$(result_field MODULES-LEFT)
 	taint=$(result_field TAINT)
 
-	if [[ $mode == check ]]; then
+	if has_ktap "$mode"; then
 		read_ktap "$body"
+	fi
+	# The tracer VM exists to run the tools: one missing is the test bed's fault.
+	if [[ $mode == tracers && $SKIPPED -gt 0 ]]; then
+		REASONS+=("tracers.sh skipped $SKIPPED case(s): a tool is missing from the initramfs")
 	fi
 	if [[ -z $exitline ]]; then
 		REASONS+=("no exit line on the result channel (guest died or hung)")
@@ -318,7 +329,7 @@ judge() {
 
 	if [[ ${#REASONS[@]} -gt 0 ]]; then
 		VERDICT=FAIL
-		[[ $mode != check || $FAILED -gt 0 ]] || FAILED=1
+		! has_ktap "$mode" || [[ $FAILED -gt 0 ]] || FAILED=1
 	else
 		VERDICT=PASS
 	fi
@@ -330,7 +341,7 @@ show_result() {
 	local mode=$1 body
 
 	body=$(result_body)
-	if [[ $mode == check ]]; then
+	if has_ktap "$mode"; then
 		echo "--- KTAP ($K) ---"
 	else
 		echo "--- $mode output ($K) ---"
@@ -410,7 +421,7 @@ parse_args() {
 		*) usage ;;
 		esac
 	done
-	[[ $MODE =~ ^(check|demo|dkms|bench)$ ]] || usage
+	[[ $MODE =~ ^(check|tracers|demo|dkms|bench)$ ]] || usage
 }
 
 setup() {
@@ -479,7 +490,7 @@ main() {
 	judge "$MODE" "$rc"
 	write_summary "$attempt" "$secs"
 	show_result "$MODE"
-	if [[ $MODE == check ]]; then
+	if has_ktap "$MODE"; then
 		figures="$PASSED passed, $FAILED failed, $SKIPPED skipped; $EXPECTED expected warning(s)"
 	else
 		figures="$MODE; $EXPECTED expected warning(s)"

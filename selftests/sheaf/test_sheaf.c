@@ -18,6 +18,7 @@
  */
 #define pr_fmt(fmt) "sheaf_test: " fmt
 
+#include <linux/completion.h>
 #include <linux/cpu.h>
 #include <linux/delay.h>
 #include <linux/hrtimer.h>
@@ -812,29 +813,45 @@ static void test_shrink(void)
  * script drops the kernel's caches (which runs every shrinker) while this
  * case waits for the layer to hold nothing.
  */
-static void test_shrinker(void)
+/*
+ * Every CPU fills main and spare and the rest goes to the barns: the layer
+ * caches objects everywhere a shrinker must reach.
+ */
+static int cache_on_every_cpu(struct fixture *f, const char *name,
+			      struct on_cpu *oc)
 {
-	struct on_cpu oc = { .n = 4 * CAPACITY };
 	unsigned int cpu, barn_full = 0;
-	struct fixture f;
-	int node, waited;
+	int node;
 
-	oc.objs = kcalloc(oc.n, sizeof(void *), GFP_KERNEL);
-	if (!CHECK(oc.objs))
-		return;
-	if (setup(&f, "t_shrinker", CAPACITY))
-		goto out;
-	/* Every CPU fills main and spare; the rest goes to the barns. */
-	oc.sc = f.sc;
+	oc->n = 4 * CAPACITY;
+	oc->objs = kcalloc(oc->n, sizeof(void *), GFP_KERNEL);
+	if (!CHECK(oc->objs))
+		return -ENOMEM;
+	if (setup(f, name, CAPACITY)) {
+		kfree(oc->objs);
+		return -ENOMEM;
+	}
+	oc->sc = f->sc;
 	for_each_online_cpu(cpu) {
-		CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0);
-		CHECK_EQ(work_on_cpu(cpu, free_on_cpu, &oc), 0);
+		CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, oc), 0);
+		CHECK_EQ(work_on_cpu(cpu, free_on_cpu, oc), 0);
 	}
 	for_each_node(node)
-		barn_full += READ_ONCE(f.sc->barns[node]->nr_full);
+		barn_full += READ_ONCE(f->sc->barns[node]->nr_full);
 	CHECK(barn_full >= 1);
-	CHECK(sheaf_cache_nr_cached(f.sc) >= 2 * CAPACITY);
+	CHECK(sheaf_cache_nr_cached(f->sc) >= 2 * CAPACITY);
+	return 0;
+}
 
+/* The kernel's shrinker pass (sheaf.sh drops caches) empties the layer. */
+static void test_shrinker(void)
+{
+	struct on_cpu oc;
+	struct fixture f;
+	int waited;
+
+	if (cache_on_every_cpu(&f, "t_shrinker", &oc))
+		return;
 	pr_info("shrinker: waiting for memory pressure\n");
 	for (waited = 0; waited < 30000; waited += 20) {
 		if (!sheaf_cache_nr_cached(f.sc))
@@ -846,7 +863,58 @@ static void test_shrinker(void)
 	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
 	CHECK(stat(f.sc, SHRINKER_SCAN) >= 1);
 	teardown(&f);
-out:
+	kfree(oc.objs);
+}
+
+/*
+ * Real pressure: take free pages until reclaim has run the shrinker, then
+ * give them back.  __GFP_NORETRY reclaims but never calls the OOM killer;
+ * the guest has little else to reclaim.
+ */
+static unsigned long press_until_scanned(struct sheaf_cache *sc)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN;
+	unsigned long scans = stat(sc, SHRINKER_SCAN), taken = 0;
+	struct page *page, *next;
+	LIST_HEAD(pages);
+
+	while (stat(sc, SHRINKER_SCAN) == scans) {
+		page = alloc_page(gfp);
+		if (!page)
+			break;
+		list_add(&page->lru, &pages);
+		taken++;
+		if (!(taken % 1024))
+			cond_resched();
+	}
+	list_for_each_entry_safe(page, next, &pages, lru)
+		__free_page(page);
+	return taken;
+}
+
+static void test_memory_pressure(void)
+{
+	unsigned long scans, taken;
+	struct on_cpu oc;
+	struct fixture f;
+	int waited;
+
+	if (cache_on_every_cpu(&f, "t_pressure", &oc))
+		return;
+	scans = stat(f.sc, SHRINKER_SCAN);
+	taken = press_until_scanned(f.sc);
+	/* The shrinker has the CPUs flush their sheaves in work items. */
+	for (waited = 0; waited < 5000; waited += 20) {
+		if (!sheaf_cache_nr_cached(f.sc))
+			break;
+		msleep(20);
+	}
+	pr_info("memory_pressure: cached %lu after taking %lu MiB, %lu scans\n",
+		sheaf_cache_nr_cached(f.sc), taken >> (20 - PAGE_SHIFT),
+		stat(f.sc, SHRINKER_SCAN) - scans);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), 0);
+	CHECK(stat(f.sc, SHRINKER_SCAN) > scans);
+	teardown(&f);
 	kfree(oc.objs);
 }
 
@@ -1225,13 +1293,17 @@ static void *stress_alloc(struct stress *st, struct sheaf_cache *sc,
 	return obj;
 }
 
-static void stress_free(struct sheaf_cache *sc, void *obj,
+/* Freed now, or after a grace period (@rcu). */
+static void stress_free(struct sheaf_cache *sc, void *obj, bool rcu,
 			struct stress_count *c)
 {
 	c->ops++;
 	if (!obj)
 		return;
-	sheaf_cache_free(sc, obj);
+	if (rcu)
+		sheaf_cache_free_rcu(sc, obj);
+	else
+		sheaf_cache_free(sc, obj);
 	c->frees++;
 }
 
@@ -1298,7 +1370,7 @@ static void stress_prefilled(struct stress *st, struct sheaf_cache *sc,
 		c->allocs++;
 		if (xfer)
 			stress_xfer(st, &obj);
-		stress_free(sc, obj, c);
+		stress_free(sc, obj, false, c);
 	}
 	if (k & 1)
 		stress_refill(st, sc, &sheaf, k * CAPACITY / 2 + 1, c);
@@ -1317,7 +1389,7 @@ static void stress_mix(struct stress *st, struct sheaf_cache *sc, void **objs,
 	for (i = 0; i < n; i++) {
 		if (xfer && i % 3 == 0)
 			stress_xfer(st, &objs[i]);
-		stress_free(sc, objs[i], c);
+		stress_free(sc, objs[i], i % 3 == 1, c);
 	}
 }
 
@@ -1329,10 +1401,21 @@ static void stress_mix(struct stress *st, struct sheaf_cache *sc, void **objs,
 static void stress_conserved(struct sheaf_cache *sc,
 			     const struct stress_count *c)
 {
-	long out = stat(sc, ALLOC_CPU_SHEAF) + stat(sc, ALLOC_SLAB) +
-		   stat(sc, ALLOC_FROM_SHEAF);
-	long back = stat(sc, FREE_CPU_SHEAF) + stat(sc, FREE_SLAB);
+	long out, back;
 	unsigned int tries;
+
+	/*
+	 * Every object freed with sheaf_cache_free_rcu() is done after the
+	 * barrier: back through an rcu sheaf, or to the slab by a fallback.
+	 */
+	sheaf_cache_rcu_barrier(sc);
+	CHECK_EQ(stat(sc, RCU_DONE), stat(sc, FREE_RCU_SHEAF) +
+		 stat(sc, FREE_RCU_SHEAF_FAIL));
+	CHECK_EQ(stat(sc, RCU_LOST), 0);
+	out = stat(sc, ALLOC_CPU_SHEAF) + stat(sc, ALLOC_SLAB) +
+	      stat(sc, ALLOC_FROM_SHEAF);
+	back = stat(sc, FREE_CPU_SHEAF) + stat(sc, FREE_RCU_SHEAF) +
+	       stat(sc, FREE_SLAB);
 
 	/*
 	 * The script shrinks and retunes every cache meanwhile: a flush it
@@ -1542,7 +1625,7 @@ static void stress_run(bool faults)
 	else
 		wait_for_completion(&st->done);
 	for (i = 0; i < XFER_SLOTS; i++)
-		stress_free(f.sc, st->xfer[i], &st->total);
+		stress_free(f.sc, st->xfer[i], false, &st->total);
 
 	CHECK(nthreads >= 1);
 	stress_conserved(f.sc, &st->total);
@@ -1765,6 +1848,842 @@ static void test_sysfs_access(void)
 	}
 }
 
+/* ---- bulk calls ------------------------------------------------------------- */
+
+#define BULK_MAX	(3 * CAPACITY)
+
+/* Every entry an object, no two the same. */
+static bool bulk_distinct(void **p, unsigned int n)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		if (!p[i])
+			return false;
+		for (j = 0; j < i; j++)
+			if (p[i] == p[j])
+				return false;
+	}
+	return true;
+}
+
+/* Every object of @a (@n long) is among the @m of @b. */
+static bool bulk_subset(void **a, unsigned int n, void **b, unsigned int m)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < m && b[j] != a[i]; j++)
+			;
+		if (j == m)
+			return false;
+	}
+	return true;
+}
+
+static void bulk_fill(void **p, unsigned int n, u8 byte)
+{
+	while (n--)
+		memset(p[n], byte, OBJ_SIZE);
+}
+
+static bool bulk_all_bytes(void **p, unsigned int n, u8 byte)
+{
+	while (n--)
+		if (!all_bytes(p[n], byte))
+			return false;
+	return true;
+}
+
+/*
+ * One size on one CPU with empty sheaves: the objects come from the slab,
+ * distinct and writable; freed, they fill the sheaves (also beyond one
+ * sheaf: the spare and the barn take the rest); allocated again they are
+ * the same objects, from the sheaves, zeroed for __GFP_ZERO.
+ */
+static void bulk_round_trip(struct sheaf_cache *sc, unsigned int n)
+{
+	static void *p[BULK_MAX], *freed[BULK_MAX];
+	unsigned long slab = stat(sc, ALLOC_SLAB);
+	unsigned long in = stat(sc, FREE_CPU_SHEAF);
+	unsigned long out = stat(sc, ALLOC_CPU_SHEAF);
+
+	migrate_disable();
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(sc, GFP_KERNEL, n, p), n))
+		goto out;
+	CHECK(bulk_distinct(p, n));
+	CHECK_EQ(stat(sc, ALLOC_SLAB), slab + n);
+	bulk_fill(p, n, 0xa5);
+	memcpy(freed, p, n * sizeof(*p));
+	sheaf_cache_free_bulk(sc, n, p);
+	CHECK_EQ(stat(sc, FREE_CPU_SHEAF), in + n);
+	CHECK_EQ(sheaf_cache_nr_cached(sc), n);
+
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(sc, GFP_KERNEL | __GFP_ZERO, n, p), n))
+		goto out;
+	CHECK_EQ(stat(sc, ALLOC_CPU_SHEAF), out + n);
+	CHECK_EQ(stat(sc, ALLOC_SLAB), slab + n);
+	CHECK(bulk_distinct(p, n));
+	CHECK(bulk_subset(p, n, freed, n));
+	CHECK(bulk_all_bytes(p, n, 0));
+	sheaf_cache_free_bulk(sc, n, p);
+out:
+	migrate_enable();
+	sheaf_cache_shrink(sc);
+}
+
+/*
+ * Sizes 0, 1, the capacity and beyond it; NULL entries in a free; both
+ * calls with interrupts off.
+ */
+static void test_bulk(void)
+{
+	static const unsigned int sizes[] = { 1, CAPACITY, BULK_MAX };
+	static void *p[BULK_MAX];
+	unsigned long flags, in;
+	struct fixture f;
+	bool off = true;
+	unsigned int i;
+	void *held[4];
+
+	if (setup(&f, "t_bulk", CAPACITY))
+		return;
+	/* Size 0 allocates nothing, touches nothing, and is no misuse. */
+	p[0] = &f;
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 0, p), 0);
+	CHECK(p[0] == &f);
+	sheaf_cache_free_bulk(f.sc, 0, p);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK) + stat(f.sc, FREE_BULK), 0);
+	CHECK_EQ(stat(f.sc, MISUSE), 0);
+
+	for (i = 0; i < ARRAY_SIZE(sizes); i++)
+		bulk_round_trip(f.sc, sizes[i]);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK), 2 * ARRAY_SIZE(sizes));
+	CHECK_EQ(stat(f.sc, FREE_BULK), 2 * ARRAY_SIZE(sizes));
+
+	/* NULL entries of a free are skipped. */
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 4, held), 4)) {
+		void *with_null[] = { NULL, held[0], NULL, held[1], held[2],
+				      held[3], NULL };
+
+		in = stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB);
+		sheaf_cache_free_bulk(f.sc, ARRAY_SIZE(with_null), with_null);
+		CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB),
+			 in + 4);
+	}
+
+	/* Interrupts off: the slab's part goes object by object. */
+	local_irq_save(flags);
+	i = sheaf_cache_alloc_bulk(f.sc, GFP_ATOMIC, BULK_MAX, p);
+	off &= irqs_disabled();
+	if (i == BULK_MAX)
+		sheaf_cache_free_bulk(f.sc, BULK_MAX, p);
+	off &= irqs_disabled();
+	local_irq_restore(flags);
+	CHECK_EQ(i, BULK_MAX);
+	CHECK(off);
+	CHECK_EQ(stat(f.sc, MISUSE), 0);
+	teardown(&f);
+}
+
+/*
+ * A partly filled main serves what it holds and the slab the rest; a free
+ * that finds no room (the spare full, no empty sheaf to be had) sends the
+ * rest to the slab.
+ */
+static void test_bulk_partial(void)
+{
+	enum { BULK_N = 2 * CAPACITY + 8 };
+	static void *p[BULK_MAX], *kept[8];
+	unsigned long sheaf_out, slab_out, sheaf_in, slab_in;
+	struct sheaf_pcpu *pcs;
+	struct fixture f;
+
+	if (setup(&f, "t_bulk_partial", CAPACITY))
+		return;
+	migrate_disable();
+	pcs = this_cpu_ptr(f.sc->pcpu);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 8, kept), 8))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, 8, kept);
+	if (!CHECK_EQ(pcs->main->size, 8) || !CHECK(!pcs->spare))
+		goto out;
+	memcpy(kept, pcs->main->objects, sizeof(kept));
+
+	sheaf_out = stat(f.sc, ALLOC_CPU_SHEAF);
+	slab_out = stat(f.sc, ALLOC_SLAB);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 20, p), 20))
+		goto out;
+	CHECK_EQ(stat(f.sc, ALLOC_CPU_SHEAF), sheaf_out + 8);
+	CHECK_EQ(stat(f.sc, ALLOC_SLAB), slab_out + 12);
+	CHECK_EQ(pcs->main->size, 0);
+	CHECK(bulk_subset(kept, 8, p, 20));
+	CHECK(bulk_distinct(p, 20));
+
+	/* 20 fit main. */
+	sheaf_cache_free_bulk(f.sc, 20, p);
+	CHECK_EQ(pcs->main->size, 20);
+
+	/* Main fills up, the full one becomes the spare, 4 go to a new main. */
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, BULK_N, p),
+		      BULK_N))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, CAPACITY + 4, p);
+	CHECK_EQ(pcs->main->size, 4);
+	CHECK(pcs->spare && pcs->spare->size == CAPACITY);
+
+	/* Main fills up; the spare is full and no empty sheaf can be had. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, 0, 0), 0);
+	sheaf_in = stat(f.sc, FREE_CPU_SHEAF);
+	slab_in = stat(f.sc, FREE_SLAB);
+	atomic_set(&f.sc->fail_allocs, 1);
+	sheaf_cache_free_bulk(f.sc, BULK_N - CAPACITY - 4, p + CAPACITY + 4);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF), sheaf_in + CAPACITY - 4);
+	CHECK_EQ(stat(f.sc, FREE_SLAB), slab_in + BULK_N - 2 * CAPACITY);
+	CHECK_EQ(pcs->main->size, CAPACITY);
+out:
+	migrate_enable();
+	teardown(&f);
+}
+
+/*
+ * A bulk allocation the slab cannot complete returns 0 and leaves
+ * everything as it was: the objects it took from the sheaves are back,
+ * nothing is owed to the slab, and the next call gets them again.
+ */
+static void test_bulk_failure(void)
+{
+	struct sheaf_cache_args pass = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_PASSTHROUGH,
+	};
+	static void *p[BULK_MAX], *kept[10];
+	unsigned long cached, owed;
+	struct sheaf_pcpu *pcs;
+	struct fixture f, g;
+
+	if (setup(&f, "t_bulk_fail", CAPACITY))
+		return;
+	migrate_disable();
+	pcs = this_cpu_ptr(f.sc->pcpu);
+	if (!CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 10, kept), 10))
+		goto out;
+	sheaf_cache_free_bulk(f.sc, 10, kept);
+	memcpy(kept, pcs->main->objects, sizeof(kept));
+	cached = sheaf_cache_nr_cached(f.sc);
+	owed = slab_outstanding(f.sc);
+
+	atomic_set(&f.sc->fail_allocs, 1);
+	p[0] = NULL;
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 50, p), 0);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached);
+	CHECK_EQ(slab_outstanding(f.sc), owed);
+	CHECK_EQ(pcs->main->size, 10);
+	CHECK(!memcmp(pcs->main->objects, kept, sizeof(kept)));
+
+	/* The slab's part of a bulk allocation larger than any sheaf. */
+	atomic_set(&f.sc->fail_allocs, 1);
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, BULK_MAX, p), 0);
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached);
+	CHECK_EQ(slab_outstanding(f.sc), owed);
+
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 50, p), 50)) {
+		CHECK(bulk_subset(kept, 10, p, 50));
+		sheaf_cache_free_bulk(f.sc, 50, p);
+	}
+out:
+	migrate_enable();
+	teardown(&f);
+
+	/* All from the slab, failing: nothing owed either. */
+	if (setup_full(&g, "t_bulk_fail_pass", &pass, NULL))
+		return;
+	atomic_set(&g.sc->fail_allocs, 1);
+	CHECK_EQ(sheaf_cache_alloc_bulk(g.sc, GFP_KERNEL, 20, p), 0);
+	atomic_set(&g.sc->fail_allocs, 0);
+	CHECK_EQ(slab_outstanding(g.sc), 0);
+	teardown(&g);
+}
+
+struct bulk_on_cpu {
+	struct sheaf_cache *sc;
+	void **objs;
+	unsigned int n;
+};
+
+static long bulk_alloc_on_cpu(void *arg)
+{
+	struct bulk_on_cpu *bc = arg;
+
+	if (sheaf_cache_alloc_bulk(bc->sc, GFP_KERNEL, bc->n, bc->objs) != bc->n)
+		return -ENOMEM;
+	return bulk_distinct(bc->objs, bc->n) ? 0 : -EINVAL;
+}
+
+static long bulk_free_on_cpu(void *arg)
+{
+	struct bulk_on_cpu *bc = arg;
+
+	sheaf_cache_free_bulk(bc->sc, bc->n, bc->objs);
+	return 0;
+}
+
+/* A CPU other than @a: on @a's node if @same_node, else on another. */
+static unsigned int bulk_other_cpu(unsigned int a, bool same_node)
+{
+	unsigned int cpu;
+
+	for_each_online_cpu(cpu)
+		if (cpu != a &&
+		    (cpu_to_mem(cpu) == cpu_to_mem(a)) == same_node)
+			return cpu;
+	return nr_cpu_ids;
+}
+
+/*
+ * Bulk-allocated on one CPU, bulk-freed on another: into that CPU's
+ * sheaves on the same node, to the slab from another node.
+ */
+static void test_bulk_cross_cpu(void)
+{
+	unsigned int a = cpumask_first(cpu_online_mask);
+	unsigned int b = bulk_other_cpu(a, true);
+	unsigned int c = bulk_other_cpu(a, false);
+	static void *objs[BULK_MAX];
+	struct bulk_on_cpu bc = { .objs = objs, .n = BULK_MAX };
+	unsigned long in, remote;
+	struct fixture f;
+
+	if (b >= nr_cpu_ids) {
+		mark_skipped("needs two online CPUs on one node");
+		return;
+	}
+	if (setup(&f, "t_bulk_cross", CAPACITY))
+		return;
+	bc.sc = f.sc;
+	if (!CHECK_EQ(work_on_cpu(a, bulk_alloc_on_cpu, &bc), 0))
+		goto out;
+	in = stat(f.sc, FREE_CPU_SHEAF);
+	CHECK_EQ(work_on_cpu(b, bulk_free_on_cpu, &bc), 0);
+	CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF), in + BULK_MAX);
+	CHECK_EQ(pcs_of(f.sc, a)->main->size, 0);
+	CHECK(pcs_of(f.sc, b)->main->size > 0);
+
+	/* And back: what b's sheaves hold serves b. */
+	if (!CHECK_EQ(work_on_cpu(b, bulk_alloc_on_cpu, &bc), 0))
+		goto out;
+	CHECK_EQ(work_on_cpu(a, bulk_free_on_cpu, &bc), 0);
+
+	if (c < nr_cpu_ids && node_state(cpu_to_mem(c), N_MEMORY)) {
+		if (!CHECK_EQ(work_on_cpu(a, bulk_alloc_on_cpu, &bc), 0))
+			goto out;
+		remote = stat(f.sc, FREE_REMOTE);
+		CHECK_EQ(work_on_cpu(c, bulk_free_on_cpu, &bc), 0);
+		CHECK_EQ(stat(f.sc, FREE_REMOTE), remote + BULK_MAX);
+	}
+out:
+	teardown(&f);
+}
+
+/*
+ * A NULL array and sizes beyond INT_MAX warn, are counted, and allocate
+ * or free nothing; in verify mode a bulk free catches a double free.
+ */
+static void test_bulk_misuse(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_VERIFY,
+	};
+	size_t huge = (size_t)INT_MAX + 1;
+	void *p[4] = { NULL }, *again[1];
+	struct fixture f, v;
+
+	if (setup(&f, "t_bulk_misuse", CAPACITY))
+		return;
+	EXPECT_WARN_BEGIN("bulk_misuse");
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, 4, NULL), 0);
+	CHECK_EQ(sheaf_cache_alloc_bulk(f.sc, GFP_KERNEL, huge, p), 0);
+	CHECK(!p[0] && !p[3]);
+	sheaf_cache_free_bulk(f.sc, 4, NULL);
+	sheaf_cache_free_bulk(f.sc, huge, p);
+	EXPECT_WARN_END("bulk_misuse");
+	CHECK_EQ(stat(f.sc, MISUSE), 4);
+	CHECK_EQ(stat(f.sc, ALLOC_BULK) + stat(f.sc, FREE_BULK), 0);
+	CHECK_EQ(slab_outstanding(f.sc), 0);
+	teardown(&f);
+
+	if (setup_full(&v, "t_bulk_verify", &args, NULL))
+		return;
+	migrate_disable();
+	if (CHECK_EQ(sheaf_cache_alloc_bulk(v.sc, GFP_KERNEL, 4, p), 4)) {
+		again[0] = p[2];
+		sheaf_cache_free_bulk(v.sc, 4, p);
+		EXPECT_WARN_BEGIN("bulk_verify");
+		sheaf_cache_free_bulk(v.sc, 1, again);	/* a double free */
+		EXPECT_WARN_END("bulk_verify");
+		CHECK_EQ(stat(v.sc, DOUBLE_FREE), 1);
+		CHECK_EQ(sheaf_cache_nr_cached(v.sc), 4);
+	}
+	migrate_enable();
+	teardown(&v);
+}
+
+/* ---- RCU-deferred frees ----------------------------------------------------- */
+
+#define CANARY		0xa5
+#define RCU_OBJS	(CAPACITY + 5)	/* one full rcu sheaf and a partial one */
+
+static bool canary_intact(void *obj)
+{
+	return !memchr_inv(obj, CANARY, OBJ_SIZE);
+}
+
+/*
+ * A reader on one CPU holds rcu_read_lock() while a freer on another frees
+ * the objects it looks at with sheaf_cache_free_rcu(), then calls
+ * sheaf_cache_rcu_barrier().  Freeing early would show in the objects:
+ * zeroed or poisoned in a sheaf, or a free pointer written by the slab.
+ */
+struct rcu_gp {
+	struct sheaf_cache *sc;
+	void **objs;
+	unsigned int n;
+	unsigned int hold_ms;	/* the reader's longest read-side section */
+	int ready, freed, done;
+	unsigned int bad;	/* canaries the reader found damaged */
+	bool done_after_frees, done_after_barrier;
+	struct completion reader_end, freer_end;
+};
+
+static void rcu_gp_check_all(struct rcu_gp *g)
+{
+	unsigned int i;
+
+	for (i = 0; i < g->n; i++)
+		if (!canary_intact(g->objs[i]))
+			g->bad++;
+}
+
+static int rcu_gp_reader(void *arg)
+{
+	struct rcu_gp *g = arg;
+	ktime_t end = ktime_add_ms(ktime_get(), g->hold_ms);
+	bool freed_seen = false;
+
+	rcu_read_lock();
+	WRITE_ONCE(g->ready, 1);
+	while (ktime_before(ktime_get(), end)) {
+		rcu_gp_check_all(g);
+		/* Once everything is freed, keep looking a little longer. */
+		if (!freed_seen && READ_ONCE(g->freed)) {
+			freed_seen = true;
+			end = ktime_add_ms(ktime_get(), 20);
+		}
+		cpu_relax();
+	}
+	rcu_gp_check_all(g);
+	rcu_read_unlock();
+	/* Orders the checks before it: pairs with the freer's acquire. */
+	smp_store_release(&g->done, 1);
+	complete(&g->reader_end);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(1);
+	return 0;
+}
+
+static int rcu_gp_freer(void *arg)
+{
+	struct rcu_gp *g = arg;
+	unsigned int i;
+
+	while (!READ_ONCE(g->ready))
+		usleep_range(100, 200);
+	for (i = 0; i < g->n; i++)
+		sheaf_cache_free_rcu(g->sc, g->objs[i]);
+	/* Pairs with the reader's release of @done. */
+	g->done_after_frees = smp_load_acquire(&g->done);
+	WRITE_ONCE(g->freed, 1);
+	sheaf_cache_rcu_barrier(g->sc);
+	/* Likewise. */
+	g->done_after_barrier = smp_load_acquire(&g->done);
+	complete(&g->freer_end);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(1);
+	return 0;
+}
+
+static struct task_struct *rcu_gp_thread(int (*fn)(void *), struct rcu_gp *g,
+					 unsigned int cpu)
+{
+	struct task_struct *t = kthread_create(fn, g, "sheaf_rcu/%u", cpu);
+
+	if (IS_ERR(t))
+		return NULL;
+	kthread_bind(t, cpu);
+	wake_up_process(t);
+	return t;
+}
+
+/*
+ * Runs the reader and the freer on two CPUs over @n objects of @sc, which
+ * the freer frees.  Return: false if it could not run.
+ */
+static bool rcu_gp_run(struct rcu_gp *g, struct sheaf_cache *sc, void **objs,
+		       unsigned int n, unsigned int hold_ms)
+{
+	unsigned int rcpu = cpumask_first(cpu_online_mask);
+	unsigned int fcpu = cpumask_last(cpu_online_mask);
+	struct task_struct *reader, *freer;
+	unsigned int i;
+
+	*g = (struct rcu_gp){ .sc = sc, .objs = objs, .n = n,
+			      .hold_ms = hold_ms };
+	init_completion(&g->reader_end);
+	init_completion(&g->freer_end);
+	for (i = 0; i < n; i++)
+		memset(objs[i], CANARY, OBJ_SIZE);
+	reader = rcu_gp_thread(rcu_gp_reader, g, rcpu);
+	if (!CHECK(reader))
+		return false;
+	freer = rcu_gp_thread(rcu_gp_freer, g, fcpu);
+	if (!CHECK(freer)) {
+		wait_for_completion(&g->reader_end);
+		kthread_stop(reader);
+		return false;
+	}
+	wait_for_completion(&g->reader_end);
+	wait_for_completion(&g->freer_end);
+	kthread_stop(reader);
+	kthread_stop(freer);
+	return true;
+}
+
+static bool rcu_needs_two_cpus(void)
+{
+	if (num_online_cpus() >= 2)
+		return true;
+	mark_skipped("needs two online CPUs");
+	return false;
+}
+
+static bool alloc_n(struct sheaf_cache *sc, void **objs, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		objs[i] = sheaf_cache_alloc(sc, GFP_KERNEL);
+		if (!CHECK(objs[i])) {
+			free_all(sc, objs, i);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The grace-period guarantee, for a default, a verify-mode and a
+ * pass-through cache: the reader never sees an object freed, the frees
+ * never wait for it, the barrier does, and afterwards every object is back.
+ */
+static void test_rcu_grace_period(void)
+{
+	static const unsigned int kinds[] = {
+		0, SHEAF_CACHE_VERIFY, SHEAF_CACHE_PASSTHROUGH,
+	};
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	void *objs[RCU_OBJS];
+	struct rcu_gp g;
+	struct fixture f;
+	unsigned int k;
+
+	if (!rcu_needs_two_cpus())
+		return;
+	for (k = 0; k < ARRAY_SIZE(kinds); k++) {
+		args.flags = kinds[k];
+		if (setup_full(&f, "t_rcu_gp", &args, NULL))
+			return;
+		if (alloc_n(f.sc, objs, RCU_OBJS) &&
+		    rcu_gp_run(&g, f.sc, objs, RCU_OBJS, 2000)) {
+			pr_info("rcu_grace_period: flags %#x, damaged %u\n",
+				kinds[k], g.bad);
+			CHECK_EQ(g.bad, 0);
+			CHECK(!g.done_after_frees);
+			CHECK(g.done_after_barrier);
+			CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), RCU_OBJS);
+			CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), 0);
+			CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 2);
+			CHECK_EQ(stat(f.sc, RCU_DONE), RCU_OBJS);
+			CHECK_EQ(stat(f.sc, PARKED_WRITE), 0);
+		}
+		teardown(&f);
+	}
+}
+
+static long free_rcu_on_cpu(void *arg)
+{
+	struct on_cpu *oc = arg;
+	unsigned int i;
+
+	for (i = 0; i < oc->n; i++)
+		sheaf_cache_free_rcu(oc->sc, oc->objs[i]);
+	return 0;
+}
+
+/*
+ * Partial rcu sheaves wait for the barrier (not for a grace period alone),
+ * on every CPU; after it every object has reached the barn or the slab.
+ * A full sheaf of local objects comes back as a barn's full sheaf, ready
+ * for allocations.  SLAB_TYPESAFE_BY_RCU objects are freed at once.
+ */
+static void test_rcu_barrier(void)
+{
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	void *objs[CAPACITY];
+	struct on_cpu oc = { .objs = objs };
+	unsigned int cpu, cpus = 0, n = 3;
+	unsigned long before, cached;
+	struct sheaf *rcu;
+	struct fixture f;
+	void *obj;
+
+	if (setup(&f, "t_rcu_barrier", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	oc.n = n;
+	for_each_online_cpu(cpu) {
+		if (!CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0))
+			goto out;
+		cached = sheaf_cache_nr_cached(f.sc);
+		CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached + n);
+		rcu = pcs_of(f.sc, cpu)->rcu_free;
+		if (CHECK(rcu))
+			CHECK_EQ(rcu->size, n);
+		cpus++;
+	}
+	/* A grace period alone does not send partial sheaves. */
+	synchronize_rcu();
+	rcu_barrier();
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 0);
+	CHECK_EQ(stat(f.sc, RCU_DONE), 0);
+
+	cached = sheaf_cache_nr_cached(f.sc);
+	before = stat(f.sc, SHEAF_FLUSH);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), cpus);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n * cpus);
+	/* Partial sheaves are flushed to the slab: the counts balance. */
+	CHECK_EQ(stat(f.sc, SHEAF_FLUSH), before + n * cpus);
+	CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached - n * cpus);
+	CHECK_EQ(slab_outstanding(f.sc), sheaf_cache_nr_cached(f.sc));
+	for_each_online_cpu(cpu)
+		CHECK(!pcs_of(f.sc, cpu)->rcu_free);
+
+	/* A full sheaf of this CPU's objects: back in its barn. */
+	cpu = cpumask_first(cpu_online_mask);
+	oc.n = CAPACITY;
+	if (CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0)) {
+		cached = sheaf_cache_nr_cached(f.sc);
+		before = stat(f.sc, BARN_PUT);
+		CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+		CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), cpus + 1);
+		sheaf_cache_rcu_barrier(f.sc);
+		/* Held again, not flushed: the slab has not seen them. */
+		CHECK_EQ(stat(f.sc, BARN_PUT), before + 1);
+		CHECK_EQ(sheaf_cache_nr_cached(f.sc), cached + CAPACITY);
+		CHECK_EQ(slab_outstanding(f.sc), cached + CAPACITY);
+	}
+out:
+	teardown(&f);
+
+	/* SLAB_TYPESAFE_BY_RCU: no deferral, a plain sheaf free. */
+	f.s = kmem_cache_create("t_rcu_typesafe", OBJ_SIZE, 0,
+				SLAB_TYPESAFE_BY_RCU, NULL);
+	if (!CHECK(f.s))
+		return;
+	args.flags = SHEAF_CACHE_TYPESAFE_BY_RCU;
+	f.sc = sheaf_cache_attach(f.s, "t_rcu_typesafe", &args);
+	if (!CHECK(!IS_ERR(f.sc))) {
+		kmem_cache_destroy(f.s);
+		return;
+	}
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (CHECK(obj)) {
+		before = stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB);
+		sheaf_cache_free_rcu(f.sc, obj);
+		CHECK_EQ(stat(f.sc, FREE_CPU_SHEAF) + stat(f.sc, FREE_SLAB),
+			 before + 1);
+		CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), 0);
+		CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), 0);
+	}
+	teardown(&f);
+}
+
+/*
+ * Without memory for an rcu sheaf the object still waits for the grace
+ * period: on a node of its own, on a node of the cache's reserve, and with
+ * the reserve in flight, in synchronize_rcu() (the freer may sleep).
+ */
+static void test_rcu_fallback(void)
+{
+	void *objs[SHEAF_RCU_RESERVE + 4];
+	unsigned int n = ARRAY_SIZE(objs);
+	struct rcu_gp g;
+	struct fixture f;
+	void *obj;
+
+	if (!rcu_needs_two_cpus())
+		return;
+	if (setup(&f, "t_rcu_fallback", CAPACITY))
+		return;
+
+	/* No sheaf (the barn has no empty one): a node from kmalloc. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (!CHECK(obj))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, 1);
+	sheaf_cache_free_rcu(f.sc, obj);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_NODE), 1);
+
+	/* Nor a node: one of the reserve. */
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	if (!CHECK(obj))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, 2);
+	sheaf_cache_free_rcu(f.sc, obj);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE), 1);
+	CHECK_EQ(atomic_read(&f.sc->fail_allocs), 0);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), 2);
+
+	/* Everything fails while a reader holds on: reserve, then wait. */
+	if (!alloc_n(f.sc, objs, n))
+		goto out;
+	atomic_set(&f.sc->fail_allocs, INT_MAX);
+	if (rcu_gp_run(&g, f.sc, objs, n, 300)) {
+		pr_info("rcu_fallback: damaged %u\n", g.bad);
+		CHECK_EQ(g.bad, 0);
+		/*
+		 * The reserve ran out under the reader, so a free waited for
+		 * it in synchronize_rcu(); reserve nodes may be back after.
+		 */
+		CHECK(g.done_after_frees);
+		CHECK(stat(f.sc, RCU_FALLBACK_RESERVE) >= 1 + SHEAF_RCU_RESERVE);
+		CHECK(stat(f.sc, RCU_FALLBACK_SYNC) >= 1);
+		CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE) +
+			 stat(f.sc, RCU_FALLBACK_SYNC), n + 1);
+	}
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), 0);
+	CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF_FAIL), n + 2);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n + 2);
+	CHECK_EQ(stat(f.sc, RCU_LOST), 0);
+out:
+	atomic_set(&f.sc->fail_allocs, 0);
+	teardown(&f);
+}
+
+/*
+ * The documented worst case: atomic context (inside a reader, where
+ * synchronize_rcu() is not allowed), no memory, the reserve in flight.
+ * The object is kept, counted and warned about, never freed early; the
+ * caller can still free it after a grace period.
+ */
+static void test_rcu_worst_case(void)
+{
+	void *objs[SHEAF_RCU_RESERVE + 1];
+	unsigned int n = ARRAY_SIZE(objs), i;
+	void *last = NULL;
+	struct fixture f;
+
+	if (setup(&f, "t_rcu_worst", CAPACITY))
+		return;
+	/* No empty sheaf in a barn: every deferral needs an allocation. */
+	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, SHEAF_BARN_KEEP, 0), 0);
+	if (!alloc_n(f.sc, objs, n))
+		goto out;
+	last = objs[n - 1];
+	memset(last, CANARY, OBJ_SIZE);
+	atomic_set(&f.sc->fail_allocs, INT_MAX);
+	rcu_read_lock();
+	for (i = 0; i < n - 1; i++)
+		sheaf_cache_free_rcu(f.sc, objs[i]);
+	EXPECT_WARN_BEGIN("rcu_lost");
+	sheaf_cache_free_rcu(f.sc, last);
+	EXPECT_WARN_END("rcu_lost");
+	CHECK(canary_intact(last));
+	rcu_read_unlock();
+	atomic_set(&f.sc->fail_allocs, 0);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_RESERVE), n - 1);
+	CHECK_EQ(stat(f.sc, RCU_FALLBACK_SYNC), 0);
+	CHECK_EQ(stat(f.sc, RCU_LOST), 1);
+
+	synchronize_rcu();
+	CHECK(canary_intact(last));
+	sheaf_cache_free(f.sc, last);
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), n - 1);
+out:
+	atomic_set(&f.sc->fail_allocs, 0);
+	teardown(&f);
+}
+
+/*
+ * Detach with rcu sheaves pending, full and partial: detach waits for
+ * them, and the kmem_cache is found empty (the slab warns otherwise).
+ */
+static void test_rcu_detach(void)
+{
+	void *objs[RCU_OBJS];
+	struct fixture f;
+	unsigned int i;
+
+	if (setup(&f, "t_rcu_detach", CAPACITY))
+		return;
+	if (alloc_n(f.sc, objs, RCU_OBJS)) {
+		for (i = 0; i < RCU_OBJS; i++)
+			sheaf_cache_free_rcu(f.sc, objs[i]);
+		CHECK(stat(f.sc, RCU_DONE) < RCU_OBJS);
+	}
+	sheaf_cache_detach(f.sc);
+	kmem_cache_destroy(f.s);
+}
+
+/* An offlined CPU's rcu sheaf is sent on its way. */
+static void test_rcu_hotplug(void)
+{
+	unsigned int cpu = cpumask_last(cpu_online_mask);
+	void *objs[5];
+	struct on_cpu oc = { .objs = objs, .n = ARRAY_SIZE(objs) };
+	struct fixture f;
+
+	if (cpu == cpumask_first(cpu_online_mask)) {
+		mark_skipped("needs two online CPUs");
+		return;
+	}
+	if (setup(&f, "t_rcu_hotplug", CAPACITY))
+		return;
+	oc.sc = f.sc;
+	if (!CHECK_EQ(work_on_cpu(cpu, alloc_on_cpu, &oc), 0))
+		goto out;
+	CHECK_EQ(work_on_cpu(cpu, free_rcu_on_cpu, &oc), 0);
+	if (remove_cpu(cpu)) {
+		mark_skipped("CPU cannot be taken offline");
+		sheaf_cache_rcu_barrier(f.sc);
+		goto out;
+	}
+	CHECK(!pcs_of(f.sc, cpu)->rcu_free);
+	CHECK_EQ(stat(f.sc, RCU_SHEAF_SUBMIT), 1);
+	rcu_barrier();
+	CHECK_EQ(stat(f.sc, RCU_DONE), oc.n);
+	CHECK_EQ(add_cpu(cpu), 0);
+out:
+	teardown(&f);
+}
+
 /* ---- the cases ---------------------------------------------------------------- */
 
 static const struct test_case test_cases[] = {
@@ -1785,6 +2704,7 @@ static const struct test_case test_cases[] = {
 	{ "remote_node", test_remote_node },
 	{ "shrink", test_shrink },
 	{ "shrinker", test_shrinker },
+	{ "memory_pressure", test_memory_pressure },
 	{ "cpu_hotplug", test_cpu_hotplug },
 	{ "bypass", test_bypass },
 	{ "create", test_create },
@@ -1793,6 +2713,17 @@ static const struct test_case test_cases[] = {
 	{ "passthrough_param", test_passthrough_param },
 	{ "misuse", test_misuse },
 	{ "detach_outstanding", test_detach_outstanding },
+	{ "bulk", test_bulk },
+	{ "bulk_partial", test_bulk_partial },
+	{ "bulk_failure", test_bulk_failure },
+	{ "bulk_cross_cpu", test_bulk_cross_cpu },
+	{ "bulk_misuse", test_bulk_misuse },
+	{ "rcu_grace_period", test_rcu_grace_period },
+	{ "rcu_barrier", test_rcu_barrier },
+	{ "rcu_fallback", test_rcu_fallback },
+	{ "rcu_worst_case", test_rcu_worst_case },
+	{ "rcu_detach", test_rcu_detach },
+	{ "rcu_hotplug", test_rcu_hotplug },
 	{ "stress", test_stress },
 	{ "stress_faults", test_stress_faults },
 	{ "init_paths", test_init_paths },
