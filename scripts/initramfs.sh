@@ -65,7 +65,7 @@ install_kselftest() {
 
 	make -s -C "$tree/tools/testing/selftests" TARGETS=sheaf \
 		KSFT_INSTALL_PATH="$dest" SHEAF_KO_DIR="$moddir" install >&2
-	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh \
+	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh sheaf/ktap.sh \
 		sheaf/settings sheaf/sheafmod.ko sheaf/test_sheaf.ko \
 		sheaf/test_sheaf_upstream.ko sheaf/tracers.sh sheaf/sheaf_example.ko; do
 		[[ -e $dest/$f ]] || die "kselftest install lacks $f"

@@ -18,11 +18,9 @@
 
 set -u
 
-KSFT_PASS=0
-KSFT_FAIL=1
-KSFT_SKIP=4
+# shellcheck source=selftests/sheaf/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 
-DIR=$(cd "$(dirname "$0")" && pwd)
 PARAMS=/sys/module/test_sheaf/parameters
 UPSTREAM_PARAMS=/sys/module/test_sheaf_upstream/parameters
 CORE_PARAMS=/sys/module/sheafmod/parameters
@@ -34,28 +32,7 @@ FAULT_TIMES=1000000000
 # Copies of what the layer showed, for the pointer scan at the end.
 SCAN_DIR=/tmp/sheaf-scan
 
-failed=0
-count=0
 loaded_core=0
-
-load() {	# load MODULE [params...]
-	local mod=$1
-
-	shift
-	if [ -f "$DIR/$mod.ko" ]; then
-		insmod "$DIR/$mod.ko" "$@"
-	else
-		modprobe "$mod" "$@"
-	fi
-}
-
-ktap_result() {	# ktap_result ok|not-ok NAME [directive]
-	count=$((count + 1))
-	case $1 in
-	ok)	echo "ok $count $2${3:+ # $3}" ;;
-	*)	echo "not ok $count $2${3:+ # $3}"; failed=$((failed + 1)) ;;
-	esac
-}
 
 online_cpus_but_0() {
 	local c
@@ -544,7 +521,7 @@ main() {
 		fi
 	fi
 
-	echo "# Totals: pass:$((count - failed)) fail:$failed"
+	ktap_totals
 	[ $failed -eq 0 ] && exit $KSFT_PASS
 	exit $KSFT_FAIL
 }
