@@ -4,6 +4,11 @@
  * one file per counter (upstream SLUB's CONFIG_SLUB_STATS names, in its
  * "total C<cpu>=n" format), "stats" with all counters, the cache's
  * parameters, per-node barn occupancy and the objects cached now.
+ *
+ * Root only, as /proc/slabinfo: counters and parameters are readable by
+ * root alone (0400), tuning files are root's to read and write (0600),
+ * shrink is root's to write (0200).  The counters tell allocation
+ * patterns of other users' work.
  */
 #include <linux/cpumask.h>
 #include <linux/kobject.h>
@@ -39,7 +44,7 @@ static ssize_t stat_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return len + sysfs_emit_at(buf, len, "\n");
 }
 
-#define SHEAF_STAT_ATTR(name) __ATTR(name, 0444, stat_show, NULL)
+#define SHEAF_STAT_ATTR(name) __ATTR(name, 0400, stat_show, NULL)
 
 static struct kobj_attribute sheaf_stat_attrs[NR_SHEAF_STATS] = {
 	[ALLOC_CPU_SHEAF] = SHEAF_STAT_ATTR(alloc_cpu_sheaf),
@@ -92,7 +97,7 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return len;
 }
 
-static struct kobj_attribute stats_attr = __ATTR_RO(stats);
+static struct kobj_attribute stats_attr = __ATTR_RO_MODE(stats, 0400);
 
 static ssize_t capacity_show(struct kobject *kobj,
 			     struct kobj_attribute *attr, char *buf)
@@ -100,7 +105,7 @@ static ssize_t capacity_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%u\n", READ_ONCE(to_sc(kobj)->capacity));
 }
 
-/* Root only (0644): a new capacity, 0 for the default. */
+/* A new capacity, 0 for the default. */
 static ssize_t capacity_store(struct kobject *kobj, struct kobj_attribute *attr,
 			      const char *buf, size_t count)
 {
@@ -113,9 +118,9 @@ static ssize_t capacity_store(struct kobject *kobj, struct kobj_attribute *attr,
 	return err ?: count;
 }
 
-static struct kobj_attribute capacity_attr = __ATTR_RW(capacity);
+static struct kobj_attribute capacity_attr = __ATTR_RW_MODE(capacity, 0600);
 
-/* Root only (0644): one barn limit, the other kept. */
+/* One barn limit, the other kept. */
 static ssize_t barn_limit_store(struct kobject *kobj, const char *buf,
 				size_t count, bool full)
 {
@@ -145,7 +150,7 @@ static ssize_t barn_max_full_store(struct kobject *kobj,
 	return barn_limit_store(kobj, buf, count, true);
 }
 
-static struct kobj_attribute barn_max_full_attr = __ATTR_RW(barn_max_full);
+static struct kobj_attribute barn_max_full_attr = __ATTR_RW_MODE(barn_max_full, 0600);
 
 static ssize_t barn_max_empty_show(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
@@ -160,7 +165,7 @@ static ssize_t barn_max_empty_store(struct kobject *kobj,
 	return barn_limit_store(kobj, buf, count, false);
 }
 
-static struct kobj_attribute barn_max_empty_attr = __ATTR_RW(barn_max_empty);
+static struct kobj_attribute barn_max_empty_attr = __ATTR_RW_MODE(barn_max_empty, 0600);
 
 static ssize_t object_size_show(struct kobject *kobj,
 				struct kobj_attribute *attr, char *buf)
@@ -168,7 +173,7 @@ static ssize_t object_size_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%u\n", to_sc(kobj)->object_size);
 }
 
-static struct kobj_attribute object_size_attr = __ATTR_RO(object_size);
+static struct kobj_attribute object_size_attr = __ATTR_RO_MODE(object_size, 0400);
 
 static ssize_t cached_show(struct kobject *kobj, struct kobj_attribute *attr,
 			   char *buf)
@@ -176,7 +181,7 @@ static ssize_t cached_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return sysfs_emit(buf, "%lu\n", sheaf_cache_nr_cached(to_sc(kobj)));
 }
 
-static struct kobj_attribute cached_attr = __ATTR_RO(cached);
+static struct kobj_attribute cached_attr = __ATTR_RO_MODE(cached, 0400);
 
 static ssize_t barns_show(struct kobject *kobj, struct kobj_attribute *attr,
 			  char *buf)
@@ -193,7 +198,7 @@ static ssize_t barns_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return len;
 }
 
-static struct kobj_attribute barns_attr = __ATTR_RO(barns);
+static struct kobj_attribute barns_attr = __ATTR_RO_MODE(barns, 0400);
 
 /* Writing anything gives every cached object back to the slab. */
 static ssize_t shrink_store(struct kobject *kobj, struct kobj_attribute *attr,

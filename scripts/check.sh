@@ -34,6 +34,10 @@
 #
 # Environment: SHEAF_STRESS_SECONDS (length of each stress case) and the
 # other variables of scripts/vm.sh pass through.
+#
+# The first kernel also boots hardened: init_on_alloc=1 init_on_free=1 on
+# the kernel command line, the cases about what objects hold and who may
+# read the layer's files, and the pointer scan (out/logs/K/hardened/).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -49,6 +53,9 @@ DEB=''	# the Debian package, once built
 # Its initramfs is 20 times the size of the others: a subset bounds the time.
 TRACER_KERNELS=${SHEAF_TRACER_KERNELS-6.1 7.2}
 NOTES=()	# why each failed row failed, repeated under the table
+# The hardened boot: its kernel command line and cases.
+HARDENED_APPEND="init_on_alloc=1 init_on_free=1"
+HARDENED_CASES=init_on_alloc,init_paths,gfp_zero,verify,sysfs_access
 
 banner() {
 	printf '\n=== %s\n' "$*"
@@ -171,6 +178,7 @@ run_kernel() {
 		"$(summary_field "$s" seconds)$(retries_note "$s")" \
 		"$(summary_field "$s" verdict)"
 	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$k" "$s" "$dir/vm.log"
+	[[ $k != "$HARDENED_KERNEL" ]] || run_hardened "$k"
 	run_dkms "$k" "$moddir"
 	if [[ " $TRACER_KERNELS " == *" $k "* ]]; then
 		run_tracers "$k" "$moddir"
@@ -192,6 +200,28 @@ run_tracers() {
 		tee "$dir/vm.log" || true
 	rm -f "$dir/initramfs.cpio"	# 240 MB, made again in 20 s
 	echo "$k: the tracer VM added $((SECONDS - start))s"
+	s=$dir/summary
+	if [[ ! -f $s ]]; then
+		step_failed "$row" VM "$dir/vm.log"
+		return 0
+	fi
+	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
+		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
+		"$(summary_field "$s" seconds)$(retries_note "$s")" \
+		"$(summary_field "$s" verdict)"
+	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
+}
+
+# The kselftest VM of kernel K again, with the kernel zeroing objects on
+# allocation and on free, running the cases that care.
+run_hardened() {
+	local k=$1 dir=$LOGS/$1/hardened row=$1/hardened s
+
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	SHEAF_VM_APPEND="${SHEAF_VM_APPEND:+$SHEAF_VM_APPEND }$HARDENED_APPEND sheaf.cases=$HARDENED_CASES" \
+		"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$LOGS/$k/initramfs.cpio" 2>&1 |
+		tee "$dir/vm.log" || true
 	s=$dir/summary
 	if [[ ! -f $s ]]; then
 		step_failed "$row" VM "$dir/vm.log"
@@ -275,6 +305,7 @@ main() {
 	else
 		read -r -a kernels <<<"$("$SHEAF_TOP/scripts/kernels.sh" list)"
 	fi
+	HARDENED_KERNEL=${kernels[0]}
 	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
 	run_lint "${kernels[@]}"
 	run_sheafinfo_tests

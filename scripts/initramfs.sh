@@ -65,7 +65,7 @@ install_kselftest() {
 
 	make -s -C "$tree/tools/testing/selftests" TARGETS=sheaf \
 		KSFT_INSTALL_PATH="$dest" SHEAF_KO_DIR="$moddir" install >&2
-	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh \
+	for f in run_kselftest.sh kselftest/runner.sh sheaf/sheaf.sh sheaf/ktap.sh \
 		sheaf/settings sheaf/sheafmod.ko sheaf/test_sheaf.ko \
 		sheaf/test_sheaf_upstream.ko sheaf/tracers.sh sheaf/sheaf_example.ko; do
 		[[ -e $dest/$f ]] || die "kselftest install lacks $f"
@@ -148,7 +148,10 @@ make_skeleton() {
 	mkdir -p "$root"/{dev,proc,sys,tmp,run,root,etc}
 	# The kernel opens /dev/console for init before anything is mounted.
 	mknod -m 600 "$root/dev/console" c 5 1
-	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+	# nobody: the unprivileged user sheaf.sh checks access as.
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/sh' >"$root/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
 	install -m 755 "$SHEAF_TOP/scripts/vm-init.sh" "$root/init"
 }
 

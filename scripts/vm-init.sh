@@ -19,6 +19,7 @@
 #                          print its CSV lines, unload both
 #   sheaf.bench=PARTS      bench mode: sheaf_bench's parts= (default: all)
 #   sheaf.stress=SECONDS   SHEAF_STRESS_SECONDS for sheaf.sh
+#   sheaf.cases=A,B,...    SHEAF_CASES for sheaf.sh: only these cases
 #   sheaf.timeout=SECONDS  the runner's per-test timeout, instead of the
 #                          target's settings file
 #
@@ -235,7 +236,7 @@ loaded_modules() {
 }
 
 main() {
-	local mode stress rc left
+	local mode stress cases rc left
 
 	mount_filesystems
 	# Raw: no \r added to each line.
@@ -244,6 +245,8 @@ main() {
 	mode=${mode:-check}
 	stress=$(cmdline_param stress)
 	[ -n "$stress" ] && export SHEAF_STRESS_SECONDS="$stress"
+	cases=$(cmdline_param cases)
+	[ -n "$cases" ] && export SHEAF_CASES="$cases"
 
 	report "SHEAF-START kernel=$(uname -r) mode=$mode uptime=$(uptime_s)"
 	echo "sheaf-init: start, mode $mode" >/dev/kmsg

@@ -10,41 +10,29 @@
 #
 # The modules are taken from this script's directory when present (the test
 # bed installs them there), else from the installed modules (modprobe).
+#
+# Environment:
+#   SHEAF_STRESS_SECONDS  length of each stress case (default 8)
+#   SHEAF_CASES           run only these cases (names, space or comma
+#                         separated); the pointer scan always runs
 
 set -u
 
-KSFT_PASS=0
-KSFT_FAIL=1
-KSFT_SKIP=4
+# shellcheck source=selftests/sheaf/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 
-DIR=$(cd "$(dirname "$0")" && pwd)
 PARAMS=/sys/module/test_sheaf/parameters
 UPSTREAM_PARAMS=/sys/module/test_sheaf_upstream/parameters
 CORE_PARAMS=/sys/module/sheafmod/parameters
 STRESS_SECONDS=${SHEAF_STRESS_SECONDS:-8}
+ONLY=" $(echo "${SHEAF_CASES:-}" | tr ',' ' ') "
+FAILSLAB=/sys/kernel/debug/failslab
+FAIL_PAGE_ALLOC=/sys/kernel/debug/fail_page_alloc
+FAULT_TIMES=1000000000
+# Copies of what the layer showed, for the pointer scan at the end.
+SCAN_DIR=/tmp/sheaf-scan
 
-failed=0
-count=0
 loaded_core=0
-
-load() {	# load MODULE [params...]
-	local mod=$1
-
-	shift
-	if [ -f "$DIR/$mod.ko" ]; then
-		insmod "$DIR/$mod.ko" "$@"
-	else
-		modprobe "$mod" "$@"
-	fi
-}
-
-ktap_result() {	# ktap_result ok|not-ok NAME [directive]
-	count=$((count + 1))
-	case $1 in
-	ok)	echo "ok $count $2${3:+ # $3}" ;;
-	*)	echo "not ok $count $2${3:+ # $3}"; failed=$((failed + 1)) ;;
-	esac
-}
 
 online_cpus_but_0() {
 	local c
@@ -53,6 +41,12 @@ online_cpus_but_0() {
 		[ -w "$c/online" ] && echo "$c"
 	done
 }
+
+# Writes VALUE to FILE, quietly: the files of a cache that a case
+# detaches meanwhile go away under the writer.
+put() {	# put VALUE FILE
+	echo "$1" > "$2"
+} 2>/dev/null
 
 # Take CPUs offline and online again, and shrink every sheaf cache, until
 # killed.  CPU 0 stays up.
@@ -65,7 +59,7 @@ cycle_cpus() {
 		for c in $cpus; do
 			echo 0 > "$c/online" 2>/dev/null || continue
 			for f in /sys/kernel/sheaf/*/shrink; do
-				[ -w "$f" ] && echo 1 > "$f"
+				put 1 "$f"
 			done
 			sleep 0.2
 			echo 1 > "$c/online"
@@ -84,9 +78,9 @@ tune_caches() {
 		for v in 4 0 1 64 0; do
 			for d in /sys/kernel/sheaf/*/; do
 				[ -w "$d/capacity" ] || continue
-				echo "$v" > "$d/capacity" 2>/dev/null &&
-					echo "$v" > "$d/barn_max_full" 2>/dev/null &&
-					echo "$v" > "$d/barn_max_empty" 2>/dev/null &&
+				put "$v" "$d/capacity" &&
+					put "$v" "$d/barn_max_full" &&
+					put "$v" "$d/barn_max_empty" &&
 					n=$((n + 1))
 			done
 			echo "$n" > /tmp/sheaf-tunings
@@ -101,6 +95,217 @@ press_memory() {
 	while :; do
 		sleep 0.5
 		echo 2 > /proc/sys/vm/drop_caches
+	done
+}
+
+# Fault injection for stress_faults: failslab on the caches the case
+# creates with SLAB_FAILSLAB (cache-filter), fail_page_alloc on the
+# threads the case marks (task-filter), both silent and counting down
+# "times" from FAULT_TIMES, so that what is left says how many failed.
+arm_faults() {
+	local d
+
+	for d in $FAILSLAB $FAIL_PAGE_ALLOC; do
+		echo 0 > "$d/probability"
+		echo 1 > "$d/interval"
+		echo $FAULT_TIMES > "$d/times"
+		echo 0 > "$d/space"
+		echo 0 > "$d/verbose"
+		echo Y > "$d/task-filter"
+		echo N > "$d/ignore-gfp-wait"
+	done
+	echo Y > "$FAILSLAB/cache-filter"
+	echo N > "$FAIL_PAGE_ALLOC/ignore-gfp-highmem"
+	echo 0 > "$FAIL_PAGE_ALLOC/min-order"
+}
+
+# failslab's cache-filter fails the caches whose failslab file says so:
+# set it on stress_faults' caches once the case has made them, then tell
+# the case (it waits for that).  Gives up after a minute.
+arm_caches() {
+	local c n=0
+
+	for c in t_faults t_churn0 t_churn1 t_churn2; do
+		while [ ! -e "/sys/kernel/slab/$c/failslab" ]; do
+			n=$((n + 1))
+			[ $n -lt 600 ] || return
+			sleep 0.1
+		done
+		echo 1 > "/sys/kernel/slab/$c/failslab"
+	done
+	echo Y > "$PARAMS/armed"
+}
+
+# Several failure probabilities (percent), in turn until killed.
+vary_faults() {
+	local p
+
+	while :; do
+		for p in 1 10 30 60; do
+			echo $p > "$FAILSLAB/probability"
+			echo $p > "$FAIL_PAGE_ALLOC/probability"
+			sleep 0.5
+		done
+	done
+}
+
+# Stops vary_faults (pid $1) and injecting; prints how many failures
+# failslab and fail_page_alloc injected.
+stop_faults() {	# stop_faults PID
+	local d
+
+	kill "$1"
+	wait "$1" 2>/dev/null
+	for d in $FAILSLAB $FAIL_PAGE_ALLOC; do
+		echo 0 > "$d/probability"
+		echo -n "$((FAULT_TIMES - $(cat "$d/times"))) "
+		echo -1 > "$d/times"
+	done
+}
+
+# Whether the kernel can inject what stress_faults needs.
+have_faults() {
+	[ -w "$FAILSLAB/cache-filter" ] && [ -w "$FAIL_PAGE_ALLOC/task-filter" ]
+}
+
+# Checks the fault injection stress_faults saw: the case's own verdict on
+# whether the kernel can inject (skip or pass) must agree with debugfs,
+# and where it could, failures must have been injected.  Sets result.
+check_faults() {	# check_faults FAILSLAB_COUNT FAIL_PAGE_ALLOC_COUNT
+	local kernel=$(($1 + $2)) layer
+
+	layer=$(sed -n 's/.*layer faults injected: \([0-9]*\).*/\1/p' \
+		"/sys/module/test_sheaf/parameters/figures")
+	echo "# faults injected: $((kernel + ${layer:-0})) (failslab $1, fail_page_alloc $2, sheafmod's own ${layer:-0})"
+	case $result in
+	pass)
+		if ! have_faults; then
+			result="passed, but this kernel cannot inject faults"
+		elif [ "$1" -eq 0 ] || [ "$2" -eq 0 ]; then
+			result="failslab or fail_page_alloc injected no failure"
+		fi
+		;;
+	skip*)
+		! have_faults || result="skipped, but $FAILSLAB and $FAIL_PAGE_ALLOC are there"
+		;;
+	esac
+}
+
+# The mode each file of a cache's sysfs directory must have: tuning files
+# root's to read and write, shrink root's to write, everything else (the
+# statistics) root's to read, as /proc/slabinfo.
+expected_mode() {
+	case ${1##*/} in
+	capacity|barn_max_full|barn_max_empty)	echo 600 ;;
+	shrink)	echo 200 ;;
+	*)	echo 400 ;;
+	esac
+}
+
+as_nobody() {	# as_nobody COMMAND: runs it as the unprivileged user nobody
+	su -s /bin/sh nobody -c "$1"
+}
+
+# Fails unless COMMAND, as nobody, fails with EACCES.
+denied() {	# denied COMMAND
+	local out
+
+	if out=$(as_nobody "$1" 2>&1); then
+		result="nobody could: $1"
+		return 1
+	fi
+	case $out in
+	*"Permission denied"*)	return 0 ;;
+	*)	result="nobody: $1: '$out', not EACCES"; return 1 ;;
+	esac
+}
+
+# sysfs_access: every file of the case's cache has its mode, root reads
+# what is readable, and an unprivileged user gets EACCES on every read
+# and write.  Sets result.
+check_access() {
+	local dir=/sys/kernel/sheaf/t_access f want n=0
+
+	[ -d $dir ] || { result="no $dir"; return; }
+	for f in "$dir"/*; do
+		want=$(expected_mode "$f")
+		[ "$(stat -c %a "$f")" = "$want" ] ||
+			{ result="$f has mode $(stat -c %a "$f"), not $want"; return; }
+		if [ "$want" != 200 ] && ! cat "$f" >/dev/null; then
+			result="root cannot read $f"
+			return
+		fi
+		n=$((n + 1))
+	done
+	if ! as_nobody true 2>/dev/null; then
+		result="skip: no unprivileged user nobody to switch to"
+		return
+	fi
+	# The switch works: an unprivileged user, who can read what anyone can.
+	[ "$(as_nobody 'id -u')" != 0 ] || { result="su nobody stayed root"; return; }
+	as_nobody "cat /proc/version" >/dev/null ||
+		{ result="nobody cannot read /proc/version"; return; }
+	for f in "$dir"/*; do
+		if [ "$(expected_mode "$f")" != 200 ]; then
+			denied "cat $f" || return
+		fi
+		if [ "$(expected_mode "$f")" != 400 ]; then
+			denied "echo 0 > $f" || return
+		fi
+	done
+	echo "# sysfs_access: $n files root-only; nobody got EACCES reading and writing each"
+}
+
+# Keeps a copy of everything the layer shows now: every sheaf cache's
+# sysfs files, sheafmod's debugfs entries, and sheafinfo's output.
+collect_outputs() {	# collect_outputs TAG
+	local f
+
+	mkdir -p $SCAN_DIR
+	for f in /sys/kernel/sheaf/*/*; do
+		[ -f "$f" ] && [ -r "$f" ] && echo "$f: $(cat "$f" 2>&1)"
+	done > "$SCAN_DIR/sysfs-$1"
+	find /sys/kernel/debug -path /sys/kernel/debug/tracing -prune -o \
+		-iname '*sheaf*' -type f -print 2>/dev/null | while read -r f; do
+		echo "$f: $(cat "$f" 2>&1)"
+	done > "$SCAN_DIR/debugfs-$1"
+	if command -v sheafinfo >/dev/null; then
+		{ sheafinfo; sheafinfo --json; } > "$SCAN_DIR/sheafinfo-$1" 2>&1
+	fi
+}
+
+# No unhashed kernel pointer in anything the layer or its tests showed:
+# the copies collect_outputs and check_tracepoints kept, and the kernel
+# log lines of sheafmod and its test modules.
+check_pointers() {
+	local pat='(0x)?ffff[0-9a-f]{12}' hits n
+
+	mkdir -p $SCAN_DIR
+	# What our modules print (their prefixes, or a cache's name), not the
+	# kernel's own reports, which show addresses to root by design.
+	dmesg | grep -E '\] (sheafmod|sheaf_test|sheaf_bench|sheaf_example|sheaf_consumer|t_[a-z0-9_]+): ' > "$SCAN_DIR/dmesg"
+	n=$(cat "$SCAN_DIR"/* | wc -l)
+	hits=$(grep -EiH "$pat" "$SCAN_DIR"/* | head -n 5)
+	if [ -n "$hits" ]; then
+		echo "# pointer_scan: unhashed kernel pointers:"
+		echo "#   ${hits//$'\n'/$'\n'#   }"
+		ktap_result not-ok pointer_scan
+	else
+		echo "# pointer_scan: $n lines of sysfs, debugfs, tracefs, sheafinfo and kernel log, no kernel pointer"
+		ktap_result ok pointer_scan
+	fi
+}
+
+# Whether case NAME is to run (SHEAF_CASES).
+selected() {
+	[ "$ONLY" = "  " ] || [ "${ONLY#* "$1" }" != "$ONLY" ]
+}
+
+select_cases() {	# select_cases NAME...: those of them to run
+	local name
+
+	for name in "$@"; do
+		selected "$name" && echo "$name"
 	done
 }
 
@@ -142,7 +347,7 @@ check_routing() {
 }
 
 run_case() {	# run_case MODULE NAME
-	local mod=$1 name=$2 params result helper= tuner=
+	local mod=$1 name=$2 params result helper='' tuner='' faults='' counts=''
 
 	params=$(case_params "$name")
 	[ "$name" = passthrough_param ] && echo 1 > "$CORE_PARAMS/passthrough"
@@ -152,6 +357,11 @@ run_case() {	# run_case MODULE NAME
 			tune_caches & tuner=$! ;;
 	shrinker*)	press_memory & helper=$! ;;
 	esac
+	if [ "$name" = stress_faults ] && have_faults; then
+		arm_faults
+		arm_caches &
+		vary_faults & faults=$!
+	fi
 
 	# shellcheck disable=SC2086 # params is a word list
 	if load "$mod" "run=$name" $params; then
@@ -159,10 +369,24 @@ run_case() {	# run_case MODULE NAME
 		if [ "$name" = upstream_routing ] && [ "$result" = pass ]; then
 			check_routing
 		fi
+		if [ "$name" = sysfs_access ] && [ "$result" = pass ]; then
+			check_access
+			collect_outputs "$name"
+		fi
+		if [ -r "/sys/module/$mod/parameters/figures" ]; then
+			sed 's/; /\n/g' "/sys/module/$mod/parameters/figures" |
+				sed '/^$/d; s/^/# /'
+		fi
+		[ -z "$faults" ] || counts=$(stop_faults "$faults")
+		if [ "$name" = stress_faults ]; then
+			# shellcheck disable=SC2086 # two numbers, or none
+			check_faults ${counts:-0 0}
+		fi
 		# A case that leaves the module pinned has failed.
 		rmmod "$mod" || result="$mod cannot be unloaded"
 	else
 		result="load failed"
+		[ -z "$faults" ] || stop_faults "$faults" >/dev/null
 	fi
 	echo 0 > "$CORE_PARAMS/passthrough"
 
@@ -213,6 +437,8 @@ check_tracepoints() {
 	load test_sheaf run=refill && rmmod test_sheaf
 	load test_sheaf run=exchanges && rmmod test_sheaf
 	echo 0 > "$t/events/sheaf/enable"
+	mkdir -p $SCAN_DIR
+	cat "$t/trace" > "$SCAN_DIR/trace"
 	for ev in sheaf_prefill sheaf_refill sheaf_return sheaf_barn sheaf_flush; do
 		grep -q " $ev: cache=t_" "$t/trace" || missing="$missing $ev"
 	done
@@ -227,9 +453,10 @@ check_tracepoints() {
 }
 
 main() {
-	local cases upstream_cases upstream_ok=1 passthrough nr_upstream
+	local cases upstream_cases upstream_ok=1 passthrough nr_upstream nr_trace=1
 
 	echo "KTAP version 1"
+	rm -rf $SCAN_DIR
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "1..0 # SKIP must be run as root"
 		exit $KSFT_SKIP
@@ -252,11 +479,13 @@ main() {
 		echo "1..0 # SKIP test_sheaf cannot be loaded"
 		exit $KSFT_SKIP
 	fi
-	cases=$(cat "$PARAMS/cases")
+	# shellcheck disable=SC2046 # a word list
+	cases=$(select_cases $(cat "$PARAMS/cases"))
 	rmmod test_sheaf
 	# With sheafmod loaded, the upstream-named consumer must load too.
 	if load test_sheaf_upstream; then
-		upstream_cases=$(cat "$UPSTREAM_PARAMS/cases")
+		# shellcheck disable=SC2046 # a word list
+		upstream_cases=$(select_cases $(cat "$UPSTREAM_PARAMS/cases"))
 		rmmod test_sheaf_upstream
 	else
 		upstream_ok=0
@@ -267,7 +496,8 @@ main() {
 	nr_upstream=$(set -- $upstream_cases; echo $#)
 	# shellcheck disable=SC2086 # cases is a word list
 	set -- $cases
-	echo "1..$(($# + nr_upstream + 1 + loaded_core))"
+	selected tracepoints || nr_trace=0
+	echo "1..$(($# + nr_upstream + nr_trace + 1 + loaded_core))"
 	for name in "$@"; do
 		run_case test_sheaf "$name"
 	done
@@ -279,7 +509,8 @@ main() {
 		echo "# test_sheaf_upstream cannot be loaded"
 		ktap_result not-ok test_sheaf_upstream
 	fi
-	check_tracepoints
+	[ $nr_trace -eq 0 ] || check_tracepoints
+	check_pointers
 	echo "$passthrough" > "$CORE_PARAMS/passthrough"
 
 	if [ $loaded_core -eq 1 ]; then
@@ -290,7 +521,7 @@ main() {
 		fi
 	fi
 
-	echo "# Totals: pass:$((count - failed)) fail:$failed"
+	ktap_totals
 	[ $failed -eq 0 ] && exit $KSFT_PASS
 	exit $KSFT_FAIL
 }

@@ -1205,18 +1205,48 @@ static void test_detach_outstanding(void)
 
 /* ---- stress ------------------------------------------------------------------- */
 
-#define XFER_SLOTS 256
+#define XFER_SLOTS	256
+#define CHURN_CACHES	3	/* kmem_caches layers come and go over */
+#define CHURN_EVERY	16	/* a worker's rounds per attach/detach cycle */
+
+static char figures[256];
+module_param_string(figures, figures, sizeof(figures), 0444);
+MODULE_PARM_DESC(figures, "what the case measured: \"name: value\", \"; \" between");
+
+/* What workers did through one layer; exact once they are done. */
+struct stress_count {
+	long allocs;		/* objects the test got */
+	long frees;		/* objects the test freed */
+	long ops;		/* API calls */
+	long alloc_fails;
+	long prefill_fails;
+	long refill_fails;
+};
 
 struct stress {
-	struct sheaf_cache *sc;
-	spinlock_t lock;		/* xfer */
+	struct sheaf_cache *sc;		/* every worker's, cross-CPU frees */
+	struct kmem_cache *churn[CHURN_CACHES];
+	spinlock_t lock;		/* xfer, total */
 	void *xfer[XFER_SLOTS];		/* objects passed between CPUs */
+	struct stress_count total;	/* through @sc */
+	struct stress_count churned;	/* through the other layers */
 	unsigned long deadline;
-	atomic_long_t ops;
-	atomic_t errors;
+	bool faults;			/* allocations are made to fail */
+	atomic_long_t cycles;		/* layers attached and detached */
+	atomic_t next_layer;
 	atomic_t running;
 	struct completion done;
 };
+
+static void stress_add(struct stress_count *to, const struct stress_count *c)
+{
+	to->allocs += c->allocs;
+	to->frees += c->frees;
+	to->ops += c->ops;
+	to->alloc_fails += c->alloc_fails;
+	to->prefill_fails += c->prefill_fails;
+	to->refill_fails += c->refill_fails;
+}
 
 static void stress_xfer(struct stress *st, void **obj)
 {
@@ -1227,78 +1257,341 @@ static void stress_xfer(struct stress *st, void **obj)
 	spin_unlock(&st->lock);
 }
 
-static void stress_round(struct stress *st, void **objs, unsigned int n)
+/* Fault injection's task filter fails this thread's allocations only. */
+static void stress_make_it_fail(void)
 {
-	unsigned int i, k = get_random_u32() % 8;
+#ifdef CONFIG_FAULT_INJECTION
+	current->make_it_fail = 1;
+#endif
+}
+
+/* Any node with memory: most are local, some remote. */
+static int stress_node(void)
+{
+	int node = get_random_u32() % nr_node_ids;
+
+	return node_state(node, N_MEMORY) ? node : numa_mem_id();
+}
+
+/* One object by one of the three allocation calls; NULL only if allowed. */
+static void *stress_alloc(struct stress *st, struct sheaf_cache *sc,
+			  unsigned int i, struct stress_count *c)
+{
+	gfp_t gfp = i & 1 ? GFP_ATOMIC : GFP_KERNEL;
+	void *obj;
+
+	if (i % 5 == 4)
+		obj = sheaf_cache_alloc_node(sc, gfp, stress_node());
+	else
+		obj = sheaf_cache_alloc(sc, gfp);
+	c->ops++;
+	if (obj) {
+		c->allocs++;
+	} else {
+		c->alloc_fails++;
+		CHECK(st->faults || gfp == GFP_ATOMIC);
+	}
+	return obj;
+}
+
+/* Freed now, or after a grace period (@rcu). */
+static void stress_free(struct sheaf_cache *sc, void *obj, bool rcu,
+			struct stress_count *c)
+{
+	c->ops++;
+	if (!obj)
+		return;
+	if (rcu)
+		sheaf_cache_free_rcu(sc, obj);
+	else
+		sheaf_cache_free(sc, obj);
+	c->frees++;
+}
+
+/* The objects a prefilled sheaf holds, as a fingerprint. */
+static unsigned long sheaf_fingerprint(const struct sheaf *sheaf)
+{
+	unsigned long sum = sheaf->size;
+	unsigned int i;
+
+	for (i = 0; i < sheaf->size; i++)
+		sum = sum * 31 + (unsigned long)sheaf->objects[i];
+	return sum;
+}
+
+/*
+ * -ENOMEM from a refill leaves the caller's sheaf exactly as it was; on
+ * success it holds at least @want.
+ */
+static void stress_refill(struct stress *st, struct sheaf_cache *sc,
+			  struct sheaf **sheafp, unsigned int want,
+			  struct stress_count *c)
+{
+	unsigned long before = sheaf_fingerprint(*sheafp);
+	struct sheaf *old = *sheafp;
+	int err;
+
+	err = sheaf_refill(sc, GFP_KERNEL, sheafp, want);
+	c->ops++;
+	if (!err) {
+		CHECK(sheaf_size(*sheafp) >= want);
+		return;
+	}
+	c->refill_fails++;
+	CHECK(st->faults);
+	CHECK_EQ(err, -ENOMEM);
+	CHECK(*sheafp == old);
+	CHECK_EQ(sheaf_fingerprint(*sheafp), before);
+}
+
+/*
+ * Prefill, take what was asked for (never failing), maybe refill, return.
+ * A prefill gives NULL or a sheaf with at least the size asked for.
+ */
+static void stress_prefilled(struct stress *st, struct sheaf_cache *sc,
+			     struct stress_count *c, bool xfer)
+{
+	unsigned int k = get_random_u32() % 8, i;
 	struct sheaf *sheaf;
+	void *obj;
+
+	sheaf = sheaf_prefill(sc, k & 4 ? GFP_NOWAIT : GFP_KERNEL, k + 1);
+	c->ops++;
+	if (!sheaf) {
+		c->prefill_fails++;
+		CHECK(st->faults || (k & 4));
+		return;
+	}
+	CHECK(sheaf_size(sheaf) >= k + 1);
+	for (i = 0; i <= k; i++) {
+		obj = sheaf_alloc(sc, i & 1 ? __GFP_ZERO : 0, sheaf);
+		c->ops++;
+		if (!CHECK(obj))
+			break;
+		c->allocs++;
+		if (xfer)
+			stress_xfer(st, &obj);
+		stress_free(sc, obj, false, c);
+	}
+	if (k & 1)
+		stress_refill(st, sc, &sheaf, k * CAPACITY / 2 + 1, c);
+	sheaf_return(sc, k & 2 ? GFP_NOWAIT : GFP_KERNEL, sheaf);
+	c->ops++;
+}
+
+static void stress_mix(struct stress *st, struct sheaf_cache *sc, void **objs,
+		       unsigned int n, struct stress_count *c, bool xfer)
+{
+	unsigned int i;
 
 	for (i = 0; i < n; i++)
-		objs[i] = sheaf_cache_alloc(st->sc, i & 1 ? GFP_KERNEL : GFP_ATOMIC);
-	sheaf = sheaf_prefill(st->sc, GFP_KERNEL, k + 1);
-	if (sheaf) {
-		for (i = 0; i <= k; i++) {
-			void *obj = sheaf_alloc(st->sc, __GFP_ZERO, sheaf);
-
-			if (!obj)
-				atomic_inc(&st->errors);
-			stress_xfer(st, &obj);
-			sheaf_cache_free(st->sc, obj);
-		}
-		if (k & 1)
-			sheaf_refill(st->sc, GFP_KERNEL, &sheaf,
-				     k * CAPACITY / 2 + 1);
-		sheaf_return(st->sc, k & 2 ? GFP_NOWAIT : GFP_KERNEL, sheaf);
-	}
+		objs[i] = stress_alloc(st, sc, i, c);
+	stress_prefilled(st, sc, c, xfer);
 	for (i = 0; i < n; i++) {
-		if (!objs[i])
-			continue;
-		if (i % 3 == 0)
+		if (xfer && i % 3 == 0)
 			stress_xfer(st, &objs[i]);
-		if (i % 3 == 1)
-			sheaf_cache_free_rcu(st->sc, objs[i]);
-		else
-			sheaf_cache_free(st->sc, objs[i]);
+		stress_free(sc, objs[i], i % 3 == 1, c);
 	}
-	atomic_long_add(2 * n + 2 * k + 2, &st->ops);
+}
+
+/*
+ * Every object the test got through @sc was freed exactly once, the layer
+ * counted as many handed out as given back, and after a shrink it holds
+ * nothing and owes the slab nothing.  @sc must be idle.
+ */
+static void stress_conserved(struct sheaf_cache *sc,
+			     const struct stress_count *c)
+{
+	long out, back;
+	unsigned int tries;
+
+	/*
+	 * Every object freed with sheaf_cache_free_rcu() is done after the
+	 * barrier: back through an rcu sheaf, or to the slab by a fallback.
+	 */
+	sheaf_cache_rcu_barrier(sc);
+	CHECK_EQ(stat(sc, RCU_DONE), stat(sc, FREE_RCU_SHEAF) +
+		 stat(sc, FREE_RCU_SHEAF_FAIL));
+	CHECK_EQ(stat(sc, RCU_LOST), 0);
+	out = stat(sc, ALLOC_CPU_SHEAF) + stat(sc, ALLOC_SLAB) +
+	      stat(sc, ALLOC_FROM_SHEAF);
+	back = stat(sc, FREE_CPU_SHEAF) + stat(sc, FREE_RCU_SHEAF) +
+	       stat(sc, FREE_SLAB);
+
+	/*
+	 * The script shrinks and retunes every cache meanwhile: a flush it
+	 * started holds objects out of the counters until it ends.
+	 */
+	for (tries = 0; tries < 50; tries++) {
+		sheaf_cache_shrink(sc);
+		if (!sheaf_cache_nr_cached(sc) && !slab_outstanding(sc))
+			break;
+		msleep(20);
+	}
+	if (tries)
+		pr_info("stress: %s settled after %u shrinks\n", sc->name, tries + 1);
+	CHECK_EQ(c->frees, c->allocs);
+	/*
+	 * sheaf_cache_alloc_node() gives back a remote object a sheaf held
+	 * and asks the slab again: one more out and back the test never saw.
+	 */
+	CHECK(out >= c->allocs);
+	CHECK_EQ(back - c->frees, out - c->allocs);
+	CHECK_EQ(stat(sc, PREFILLED), stat(sc, RETURNED));
+	CHECK_EQ(stat(sc, MISUSE), 0);
+	CHECK_EQ(sheaf_cache_nr_cached(sc), 0);
+	CHECK_EQ(slab_outstanding(sc), 0);
+}
+
+/*
+ * A layer of this worker's own over one of the shared caches, used,
+ * checked and detached while the other workers, CPU hotplug and the
+ * script's tuning and shrinking go on.
+ */
+static void stress_churn(struct stress *st, void **objs, unsigned int nr_objs)
+{
+	struct sheaf_cache_args args = { .capacity = 1 + get_random_u32() % 64 };
+	struct kmem_cache *s = st->churn[get_random_u32() % CHURN_CACHES];
+	struct stress_count c = {};
+	struct sheaf_cache *sc;
+	char name[24];
+	unsigned int r;
+
+	snprintf(name, sizeof(name), "t_stress_%d",
+		 atomic_inc_return(&st->next_layer));
+	sc = sheaf_cache_attach(s, name, &args);
+	if (IS_ERR(sc)) {
+		CHECK(st->faults && PTR_ERR(sc) == -ENOMEM);
+		return;
+	}
+	for (r = 0; r < 4; r++)
+		stress_mix(st, sc, objs, get_random_u32() % nr_objs, &c, false);
+	stress_conserved(sc, &c);
+	sheaf_cache_detach(sc);
+	c.ops += 3;
+	spin_lock(&st->lock);
+	stress_add(&st->churned, &c);
+	spin_unlock(&st->lock);
+	atomic_long_inc(&st->cycles);
 }
 
 static int stress_thread(void *arg)
 {
 	struct stress *st = arg;
+	struct stress_count c = {};
+	unsigned long rounds = 0;
 	void *objs[100];
 
+	if (st->faults)
+		stress_make_it_fail();
 	while (time_before(jiffies, st->deadline) && !kthread_should_stop()) {
-		stress_round(st, objs, get_random_u32() % ARRAY_SIZE(objs));
+		if (++rounds % CHURN_EVERY == 0)
+			stress_churn(st, objs, ARRAY_SIZE(objs));
+		else
+			stress_mix(st, st->sc, objs,
+				   get_random_u32() % ARRAY_SIZE(objs), &c, true);
 		cond_resched();
 	}
+	spin_lock(&st->lock);
+	stress_add(&st->total, &c);
+	spin_unlock(&st->lock);
 	if (atomic_dec_and_test(&st->running))
 		complete(&st->done);
 	return 0;
 }
 
 /*
- * One thread per CPU mixes every call with cross-CPU frees while the test
- * script takes CPUs offline and online.
+ * sheafmod's own failure injection, on top of the kernel's: the next
+ * allocation the layer makes for the shared cache fails, again and again
+ * until the workers are done.  Returns how many failed.
  */
-static void test_stress(void)
+static unsigned long stress_inject(struct stress *st)
 {
-	unsigned int cpu, nthreads = 0, i;
-	struct stress *st;
-	struct fixture f;
+	unsigned long armed = 0;
 
-	st = kzalloc(sizeof(*st), GFP_KERNEL);
-	if (!CHECK(st))
+	while (!wait_for_completion_timeout(&st->done, msecs_to_jiffies(2))) {
+		if (!atomic_cmpxchg(&st->sc->fail_allocs, 0, 1))
+			armed++;
+	}
+	return armed - atomic_xchg(&st->sc->fail_allocs, 0);
+}
+
+/* An unmergeable cache, so that its destruction checks it is empty. */
+static struct kmem_cache *stress_cache(const char *name)
+{
+	return kmem_cache_create_usercopy(name, OBJ_SIZE, 0, 0, 0, OBJ_SIZE,
+					  NULL);
+}
+
+static bool armed;
+module_param(armed, bool, 0600);
+MODULE_PARM_DESC(armed, "stress_faults: the script has armed failslab on its caches");
+
+/*
+ * The slab refuses SLAB_FAILSLAB at creation: the script sets it through
+ * /sys/kernel/slab/<cache>/failslab once the caches exist, then says so.
+ */
+static void stress_wait_armed(void)
+{
+	unsigned int waited;
+
+	if (!IS_ENABLED(CONFIG_FAILSLAB))
 		return;
-	if (setup(&f, "t_stress", CAPACITY))
-		goto out;
-	st->sc = f.sc;
+	pr_info("stress_faults: waiting for failslab on the caches\n");
+	for (waited = 0; waited < 60000 && !READ_ONCE(armed); waited += 20)
+		msleep(20);
+	CHECK(READ_ONCE(armed));
+}
+
+static int stress_setup(struct stress *st, struct fixture *f, bool faults)
+{
+	struct sheaf_cache_args args = { .capacity = CAPACITY };
+	const char *main_name = faults ? "t_faults" : "t_stress";
+	char name[16];
+	unsigned int i;
+
+	for (i = 0; i < CHURN_CACHES; i++) {
+		snprintf(name, sizeof(name), "t_churn%u", i);
+		st->churn[i] = stress_cache(name);
+		if (!CHECK(st->churn[i]))
+			goto fail;
+	}
+	f->s = stress_cache(main_name);
+	if (!CHECK(f->s))
+		goto fail;
+	f->sc = sheaf_cache_attach(f->s, main_name, &args);
+	if (!CHECK(!IS_ERR(f->sc))) {
+		kmem_cache_destroy(f->s);
+		goto fail;
+	}
+	st->sc = f->sc;
+	st->faults = faults;
 	spin_lock_init(&st->lock);
 	init_completion(&st->done);
 	st->deadline = jiffies + seconds * HZ;
+	return 0;
+fail:
+	for (i = 0; i < CHURN_CACHES; i++)
+		kmem_cache_destroy(st->churn[i]);
+	return -ENOMEM;
+}
+
+static void stress_teardown(struct stress *st, struct fixture *f)
+{
+	unsigned int i;
+
+	for (i = 0; i < CHURN_CACHES; i++)
+		kmem_cache_destroy(st->churn[i]);
+	teardown(f);
+}
+
+static unsigned int stress_start(struct stress *st)
+{
+	unsigned int cpu, nthreads = 0;
+	struct task_struct *t;
+
 	atomic_set(&st->running, 1);
 	for_each_online_cpu(cpu) {
-		struct task_struct *t;
-
 		atomic_inc(&st->running);
 		t = kthread_run(stress_thread, st, "sheaf_stress/%u", cpu);
 		if (IS_ERR(t)) {
@@ -1307,20 +1600,253 @@ static void test_stress(void)
 		}
 		nthreads++;
 	}
-	if (!atomic_dec_and_test(&st->running))
+	if (atomic_dec_and_test(&st->running))
+		complete(&st->done);
+	return nthreads;
+}
+
+static void stress_run(bool faults)
+{
+	unsigned long injected = 0;
+	struct stress_count all;
+	unsigned int nthreads, i;
+	struct stress *st;
+	struct fixture f;
+
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!CHECK(st))
+		return;
+	if (stress_setup(st, &f, faults))
+		goto out;
+	if (faults)
+		stress_wait_armed();
+	nthreads = stress_start(st);
+	if (faults)
+		injected = stress_inject(st);
+	else
 		wait_for_completion(&st->done);
 	for (i = 0; i < XFER_SLOTS; i++)
-		sheaf_cache_free(f.sc, st->xfer[i]);
-	sheaf_cache_rcu_barrier(f.sc);
-	CHECK_EQ(stat(f.sc, RCU_DONE), stat(f.sc, FREE_RCU_SHEAF) +
-		 stat(f.sc, FREE_RCU_SHEAF_FAIL));
+		stress_free(f.sc, st->xfer[i], false, &st->total);
+
 	CHECK(nthreads >= 1);
-	CHECK_EQ(atomic_read(&st->errors), 0);
-	pr_info("stress: %u threads, %ld operations\n", nthreads,
-		atomic_long_read(&st->ops));
-	teardown(&f);
+	stress_conserved(f.sc, &st->total);
+	if (faults)
+		CHECK(injected > 0);
+	all = st->churned;
+	stress_add(&all, &st->total);
+	snprintf(figures, sizeof(figures),
+		 "operations: %ld; objects: %ld; attach/detach cycles: %ld; prefill failures: %ld; refill failures: %ld; allocation failures: %ld; layer faults injected: %lu",
+		 all.ops, all.allocs, atomic_long_read(&st->cycles),
+		 all.prefill_fails, all.refill_fails, all.alloc_fails, injected);
+	pr_info("stress: %u threads, %s\n", nthreads, figures);
+	CHECK(atomic_long_read(&st->cycles) >= 1);
+	stress_teardown(st, &f);
 out:
 	kfree(st);
+}
+
+/*
+ * One thread per CPU mixes every call with cross-CPU frees, and attaches,
+ * uses and detaches layers over three more caches, while the test script
+ * takes CPUs offline and online, shrinks and retunes every cache.
+ */
+static void test_stress(void)
+{
+	stress_run(false);
+}
+
+/*
+ * The same with allocations failing: the kernel's failslab (on the test's
+ * caches) and fail_page_alloc (on the workers), set up by the test script
+ * at several probabilities, and sheafmod's own injection.  Prefills give
+ * NULL or enough, prefilled sheaves never fail, a failed refill leaves the
+ * sheaf as it was, and every object is accounted for.
+ */
+static const char no_fault_injection[] =
+	"no CONFIG_FAILSLAB/FAIL_PAGE_ALLOC/FAULT_INJECTION_DEBUG_FS: sheafmod's faults only";
+
+static void test_stress_faults(void)
+{
+	stress_run(true);
+	if (!IS_ENABLED(CONFIG_FAILSLAB) || !IS_ENABLED(CONFIG_FAIL_PAGE_ALLOC) ||
+	    !IS_ENABLED(CONFIG_FAULT_INJECTION_DEBUG_FS))
+		mark_skipped(no_fault_injection);
+}
+
+/* ---- security ----------------------------------------------------------------- */
+
+/* Objects taken from the sheaf cache, then checked and freed together. */
+struct taken {
+	void *objs[64];
+	unsigned int n;
+	unsigned int checked;	/* objs[] before this were checked */
+};
+
+static void take(struct taken *t, void *obj)
+{
+	if (CHECK(obj) && !WARN_ON(t->n == ARRAY_SIZE(t->objs)))
+		t->objs[t->n++] = obj;
+}
+
+/* Each object reads @want throughout; then it is dirtied with @dirty. */
+static void check_taken(struct taken *t, u8 want, u8 dirty, const char *path)
+{
+	unsigned int i, bad = 0;
+
+	for (i = t->checked; i < t->n; i++) {
+		if (!all_bytes(t->objs[i], want))
+			bad++;
+		memset(t->objs[i], dirty, OBJ_SIZE);
+	}
+	if (bad)
+		pr_err("init_paths: %u of %u objects from %s do not read 0x%02x\n",
+		       bad, t->n - t->checked, path, want);
+	t->checked = t->n;
+	CHECK_EQ(bad, 0);
+}
+
+static void free_taken(struct sheaf_cache *sc, struct taken *t)
+{
+	free_all(sc, t->objs, t->n);
+	t->n = 0;
+	t->checked = 0;
+}
+
+/* @n objects from a prefilled sheaf, without __GFP_ZERO. */
+static void take_from(struct fixture *f, struct taken *t, struct sheaf *sheaf,
+		      unsigned int n)
+{
+	while (n--)
+		take(t, sheaf_alloc(f->sc, 0, sheaf));
+}
+
+/*
+ * Objects from every path of one CPU: bulk refills from the slab, then
+ * (after they are dirtied and freed) main, the spare and the barn, and
+ * after another round prefilled sheaves made of the spare and of the
+ * barn's, a refill and an oversize sheaf.  With @dirty == @want (a
+ * constructor's state) objects are not changed.
+ */
+static void init_paths_on(struct fixture *f, u8 want, u8 dirty)
+{
+	unsigned int cpu = smp_processor_id(), nr_full, nr_empty, i;
+	struct sheaf_pcpu *pcs = pcs_of(f->sc, cpu);
+	struct sheaf *spare, *barn;
+	struct taken t = {};
+	unsigned long got;
+
+	/* 32 objects, refilled from the slab in bulk 8 at a time. */
+	for (i = 0; i < 32; i++)
+		take(&t, sheaf_cache_alloc(f->sc, GFP_KERNEL));
+	CHECK(stat(f->sc, SHEAF_REFILL) >= 32);
+	check_taken(&t, want, dirty, "bulk refills");
+	free_taken(f->sc, &t);
+
+	/* Parked in main, the spare and two full sheaves in the barn. */
+	barn_of(f->sc, cpu, &nr_full, &nr_empty);
+	CHECK_EQ(pcs->main->size, 8);
+	CHECK(pcs->spare && pcs->spare->size == 8);
+	CHECK_EQ(nr_full, 2);
+	for (i = 0; i < 16; i++)
+		take(&t, sheaf_cache_alloc(f->sc, GFP_KERNEL));
+	check_taken(&t, want, dirty, "main and spare");
+	got = stat(f->sc, BARN_GET);
+	for (i = 0; i < 8; i++)
+		take(&t, sheaf_cache_alloc(f->sc, GFP_KERNEL));
+	CHECK_EQ(stat(f->sc, BARN_GET), got + 1);
+	check_taken(&t, want, dirty, "the barn");
+	/* Dirtied and parked again: main, spare, the barn's full sheaves. */
+	free_taken(f->sc, &t);
+	CHECK(pcs->spare && pcs->spare->size == 8);
+
+	spare = sheaf_prefill(f->sc, GFP_KERNEL, 8);
+	got = stat(f->sc, BARN_GET);
+	barn = sheaf_prefill(f->sc, GFP_KERNEL, 8);
+	if (CHECK(spare && barn)) {
+		CHECK_EQ(stat(f->sc, BARN_GET), got + 1);
+		take_from(f, &t, spare, 8);
+		check_taken(&t, want, dirty, "a prefilled sheaf (the spare)");
+		take_from(f, &t, barn, 8);
+		check_taken(&t, want, dirty, "a prefilled sheaf (the barn's)");
+		CHECK_EQ(sheaf_refill(f->sc, GFP_KERNEL, &spare, 4), 0);
+		take_from(f, &t, spare, 4);
+		check_taken(&t, want, dirty, "a refilled sheaf");
+	}
+	if (spare)
+		sheaf_return(f->sc, GFP_KERNEL, spare);
+	if (barn)
+		sheaf_return(f->sc, GFP_KERNEL, barn);
+
+	spare = sheaf_prefill(f->sc, GFP_KERNEL, 24);
+	if (CHECK(spare)) {
+		take_from(f, &t, spare, 24);
+		check_taken(&t, want, dirty, "an oversize sheaf");
+		sheaf_return(f->sc, GFP_KERNEL, spare);
+	}
+	free_taken(f->sc, &t);
+}
+
+/*
+ * Under init_on_alloc or init_on_free, objects come out of every path as
+ * the slab would give them: zeroed, and constructed objects untouched.
+ */
+static void test_init_paths(void)
+{
+	bool init = want_init_on_alloc(GFP_KERNEL) || want_init_on_free();
+	struct sheaf_cache_args args = {
+		.capacity = 8, .barn_max_full = 4, .barn_max_empty = 4,
+	};
+	struct fixture f;
+
+	if (!init) {
+		mark_skipped("neither init_on_alloc nor init_on_free is on");
+		return;
+	}
+	snprintf(figures, sizeof(figures), "init_on_alloc: %d; init_on_free: %d",
+		 want_init_on_alloc(GFP_KERNEL), want_init_on_free());
+
+	if (setup_full(&f, "t_init_paths", &args, NULL))
+		return;
+	migrate_disable();
+	init_paths_on(&f, 0, 0xa5);
+	migrate_enable();
+	teardown(&f);
+
+	args.flags = SHEAF_CACHE_CTOR;
+	if (setup_full(&f, "t_init_ctor", &args, obj_ctor))
+		return;
+	migrate_disable();
+	init_paths_on(&f, 0xc7, 0xc7);
+	migrate_enable();
+	teardown(&f);
+}
+
+/* Kept from the case's load to the module's unload, for the script. */
+static struct sheaf_cache *kept_cache;
+
+/*
+ * A cache the script inspects while the module stays loaded: its sysfs
+ * files' modes, what an unprivileged user can read and write, and every
+ * output scanned for kernel pointers.  Its counters are all non-zero.
+ */
+static void test_sysfs_access(void)
+{
+	struct sheaf *sheaf;
+	void *obj;
+
+	kept_cache = sheaf_cache_create("t_access", OBJ_SIZE, 0, 0, NULL, NULL);
+	if (!CHECK(!IS_ERR(kept_cache))) {
+		kept_cache = NULL;
+		return;
+	}
+	obj = sheaf_cache_alloc(kept_cache, GFP_KERNEL);
+	sheaf_cache_free(kept_cache, obj);
+	sheaf = sheaf_prefill(kept_cache, GFP_KERNEL, 4);
+	if (CHECK(sheaf)) {
+		obj = sheaf_alloc(kept_cache, 0, sheaf);
+		sheaf_cache_free(kept_cache, obj);
+		sheaf_return(kept_cache, GFP_KERNEL, sheaf);
+	}
 }
 
 /* ---- bulk calls ------------------------------------------------------------- */
@@ -2200,6 +2726,9 @@ static const struct test_case test_cases[] = {
 	{ "rcu_detach", test_rcu_detach },
 	{ "rcu_hotplug", test_rcu_hotplug },
 	{ "stress", test_stress },
+	{ "stress_faults", test_stress_faults },
+	{ "init_paths", test_init_paths },
+	{ "sysfs_access", test_sysfs_access },
 };
 
 static int __init test_sheaf_init(void)
@@ -2209,6 +2738,7 @@ static int __init test_sheaf_init(void)
 
 static void __exit test_sheaf_exit(void)
 {
+	sheaf_cache_destroy(kept_cache);
 }
 
 module_init(test_sheaf_init);

@@ -29,11 +29,9 @@
 
 set -u
 
-KSFT_PASS=0
-KSFT_FAIL=1
-KSFT_SKIP=4
+# shellcheck source=selftests/sheaf/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 
-DIR=$(cd "$(dirname "$0")" && pwd)
 # The tools run this script's workloads: by its absolute path.
 SELF=$DIR/${0##*/}
 ROUNDS=${SHEAF_TRACE_ROUNDS:-1000}
@@ -45,30 +43,7 @@ EXAMPLE_WANTED=32
 # The destinations of sheaf_return, as sheaf_internal.h numbers them.
 TO_SPARE=0
 
-failed=0
-skipped=0
-count=0
 loaded_core=0
-
-load() {	# load MODULE [params...]
-	local mod=$1
-
-	shift
-	if [ -f "$DIR/$mod.ko" ]; then
-		insmod "$DIR/$mod.ko" "$@"
-	else
-		modprobe "$mod" "$@"
-	fi
-}
-
-ktap_result() {	# ktap_result ok|not-ok NAME [directive]
-	count=$((count + 1))
-	case $1 in
-	ok)	echo "ok $count $2${3:+ # $3}"
-		case ${3:-} in SKIP*) skipped=$((skipped + 1)) ;; esac ;;
-	*)	echo "not ok $count $2${3:+ # $3}"; failed=$((failed + 1)) ;;
-	esac
-}
 
 # --- workloads, run by the tools as "$SELF workload NAME" ------------------------
 
@@ -259,7 +234,7 @@ main() {
 	fi
 	rm -rf "$TMP"
 
-	echo "# Totals: pass:$((count - failed - skipped)) fail:$failed skip:$skipped"
+	ktap_totals
 	[ $failed -eq 0 ] || exit $KSFT_FAIL
 	# Not one tool: nothing was tested.
 	[ $skipped -lt 4 ] || exit $KSFT_SKIP
