@@ -1379,6 +1379,37 @@ static void stress_prefilled(struct stress *st, struct sheaf_cache *sc,
 	c->ops++;
 }
 
+#define STRESS_BULK	(2 * CAPACITY)
+
+/*
+ * A bulk allocation of up to two sheaves' worth, all or nothing, then one
+ * bulk free; some entries are traded with other CPUs first, NULL among
+ * them, which the bulk free skips.
+ */
+static void stress_bulk(struct stress *st, struct sheaf_cache *sc,
+			struct stress_count *c, bool xfer)
+{
+	unsigned int n = 1 + get_random_u32() % STRESS_BULK, i, freed = 0;
+	gfp_t gfp = n & 1 ? GFP_ATOMIC : GFP_KERNEL;
+	void *objs[STRESS_BULK];
+
+	c->ops++;
+	if (!sheaf_cache_alloc_bulk(sc, gfp, n, objs)) {
+		c->alloc_fails++;
+		CHECK(st->faults || gfp == GFP_ATOMIC);
+		return;
+	}
+	c->allocs += n;
+	for (i = 0; i < n; i++) {
+		if (xfer && i % 4 == 0)
+			stress_xfer(st, &objs[i]);
+		freed += !!objs[i];
+	}
+	sheaf_cache_free_bulk(sc, n, objs);
+	c->ops++;
+	c->frees += freed;
+}
+
 static void stress_mix(struct stress *st, struct sheaf_cache *sc, void **objs,
 		       unsigned int n, struct stress_count *c, bool xfer)
 {
@@ -1387,6 +1418,7 @@ static void stress_mix(struct stress *st, struct sheaf_cache *sc, void **objs,
 	for (i = 0; i < n; i++)
 		objs[i] = stress_alloc(st, sc, i, c);
 	stress_prefilled(st, sc, c, xfer);
+	stress_bulk(st, sc, c, xfer);
 	for (i = 0; i < n; i++) {
 		if (xfer && i % 3 == 0)
 			stress_xfer(st, &objs[i]);
