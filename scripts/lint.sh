@@ -12,6 +12,7 @@
 #                project's own files count.
 #   console-scan scripts/console-scan-test.sh: the test VM's kernel report
 #                patterns against sample lines
+#   scripts      shellcheck -x on every shell script of the project
 # checkpatch and kernel-doc come from the full kernel source tree
 # (scripts/kernels.sh src).  Prints a pass/fail line per tool and exits
 # non-zero on any finding.
@@ -24,7 +25,7 @@ report_errors
 
 SRC="${SHEAF_SRC:-$SHEAF_TOP}"
 # perl: checkpatch and kernel-doc need more than perl-base's modules.
-HOST_LINT_DEPS=(perl sparse)
+HOST_LINT_DEPS=(perl sparse shellcheck)
 SUMMARY=()
 FAILED=0
 
@@ -146,6 +147,22 @@ run_console_scan_test() {
 	fi
 }
 
+# Every shell script: *.sh and the extensionless ones with a bash #! line.
+run_shellcheck() {
+	local f scripts=()
+
+	while IFS= read -r -d '' f; do
+		if [[ $f == *.sh ]] || head -n1 "$SRC/$f" | grep -q '^#!.*bash'; then
+			scripts+=("$f")
+		fi
+	done < <(list_sources "$SRC")
+	if (cd "$SRC" && shellcheck -x -P SCRIPTDIR "${scripts[@]}" >&2); then
+		record shellcheck PASS "${#scripts[@]} scripts"
+	else
+		record shellcheck FAIL
+	fi
+}
+
 main() {
 	local ksrc k all
 	if [[ $# -eq 0 ]]; then
@@ -165,6 +182,7 @@ main() {
 		run_apidoc
 	fi
 	run_console_scan_test
+	run_shellcheck
 	for k in "$@"; do
 		run_sparse "$k"
 	done
