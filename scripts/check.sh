@@ -32,7 +32,8 @@
 # error in the console) counts as one failed.  Exits non-zero on any
 # failure.
 #
-# Environment: SHEAF_STRESS_SECONDS (length of each stress case) and the
+# Environment: SHEAF_STRESS_SECONDS (length of each stress case; default
+# sheaf.sh's 8 s, and DEBUG_STRESS_SECONDS on the debug kernel) and the
 # other variables of scripts/vm.sh pass through.
 #
 # The first kernel also boots hardened: init_on_alloc=1 init_on_free=1 on
@@ -52,6 +53,8 @@ FAILURES=0
 DEB=''	# the Debian package, once built
 # Its initramfs is 20 times the size of the others: a subset bounds the time.
 TRACER_KERNELS=${SHEAF_TRACER_KERNELS-6.1 7.2}
+# Each stress case on the debug kernel: both together run for minutes.
+DEBUG_STRESS_SECONDS=90
 NOTES=()	# why each failed row failed, repeated under the table
 # The hardened boot: its kernel command line and cases.
 HARDENED_APPEND="init_on_alloc=1 init_on_free=1"
@@ -141,6 +144,16 @@ summary_field() {	# summary_field FILE NAME
 	sed -n "s/^$2=//p" "$1"
 }
 
+# How long each stress case runs on K: minutes on the checker kernel,
+# where races have the most to show; SHEAF_STRESS_SECONDS when set.
+stress_seconds() {
+	if [[ -n ${SHEAF_STRESS_SECONDS:-} ]]; then
+		echo "$SHEAF_STRESS_SECONDS"
+	elif [[ $1 == debug ]]; then
+		echo "$DEBUG_STRESS_SECONDS"
+	fi
+}
+
 run_kernel() {
 	local k=$1 dir=$LOGS/$1 moddir s
 
@@ -165,7 +178,8 @@ run_kernel() {
 	"$SHEAF_TOP/scripts/initramfs.sh" "$k" "$moddir" "$dir/initramfs.cpio" \
 		>"$dir/initramfs.log" 2>&1 ||
 		{ step_failed "$k" INITRAMFS "$dir/initramfs.log"; return 0; }
-	"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$dir/initramfs.cpio" 2>&1 |
+	SHEAF_STRESS_SECONDS=$(stress_seconds "$k") \
+		"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$dir/initramfs.cpio" 2>&1 |
 		tee "$dir/vm.log" || true
 
 	s=$dir/summary
