@@ -452,6 +452,25 @@ check_tracepoints() {
 	echo > "$t/trace"
 }
 
+# The default of sheafmod.passthrough, as this script loaded it: on where
+# KASAN runs (its runtime is in the kernel's symbols), since KASAN cannot
+# see objects parked in sheaves; off on a kernel without slab debugging.
+check_passthrough_default() {	# check_passthrough_default VALUE
+	local want=N
+
+	grep -qw __asan_load8 /proc/kallsyms && want=Y
+	if [ $want = N ] &&
+	   [ "$(cat /sys/kernel/slab/kmalloc-64/sanity_checks 2>/dev/null)" = 1 ]; then
+		ktap_result ok passthrough_default "SKIP slub_debug is on: whether SLUB_DEBUG_ON or slub_debug= does not show"
+	elif [ "$1" = $want ]; then
+		echo "# passthrough_default: $1"
+		ktap_result ok passthrough_default
+	else
+		echo "# passthrough_default: $1, expected $want"
+		ktap_result not-ok passthrough_default
+	fi
+}
+
 main() {
 	local cases upstream_cases upstream_ok=1 passthrough nr_upstream nr_trace=1
 
@@ -497,7 +516,8 @@ main() {
 	# shellcheck disable=SC2086 # cases is a word list
 	set -- $cases
 	selected tracepoints || nr_trace=0
-	echo "1..$(($# + nr_upstream + nr_trace + 1 + loaded_core))"
+	echo "1..$(($# + nr_upstream + nr_trace + 1 + 2 * loaded_core))"
+	[ $loaded_core -eq 0 ] || check_passthrough_default "$passthrough"
 	for name in "$@"; do
 		run_case test_sheaf "$name"
 	done
