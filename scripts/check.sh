@@ -91,6 +91,9 @@ run_lint() {
 		add_row lint - - - - - PASS
 	else
 		add_row lint - 1 - - - FAIL
+		# The tools that failed, from lint.sh's summary, or how it ended.
+		NOTES+=("lint: exit $rc; $(grep ' FAIL' "$LOGS/lint.log" | tr -s ' ' | paste -sd ';' -)" \
+			"lint: last line of $LOGS/lint.log: $(tail -n 1 "$LOGS/lint.log")")
 	fi
 }
 
