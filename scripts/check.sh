@@ -82,7 +82,7 @@ add_row() {	# add_row K PASSED FAILED SKIPPED EXPECTED SECONDS VERDICT
 }
 
 run_lint() {
-	local rc=0
+	local rc=0 failed
 
 	banner "lint"
 	mkdir -p "$LOGS"
@@ -92,8 +92,9 @@ run_lint() {
 	else
 		add_row lint - 1 - - - FAIL
 		# The tools that failed, from lint.sh's summary, or how it ended.
-		NOTES+=("lint: exit $rc; $(grep ' FAIL' "$LOGS/lint.log" | tr -s ' ' | paste -sd ';' -)" \
-			"lint: last line of $LOGS/lint.log: $(tail -n 1 "$LOGS/lint.log")")
+		failed=$(grep ' FAIL' "$LOGS/lint.log" | tr -s ' ' | paste -sd ';' -) ||
+			failed="last line of $LOGS/lint.log: $(tail -n 1 "$LOGS/lint.log")"
+		NOTES+=("lint: exit $rc;$failed")
 	fi
 }
 
