@@ -117,8 +117,9 @@ bench_kernel() {
 # prefill_vs_bulk: bulk / sheafmod cost, N=32, the worst of k = 0, 1, 3
 # (higher is better); prefill_vs_native: sheafmod / native, the worst k
 # (lower is better); pair_*: sheafmod / other cost of an alloc+free pair;
-# scale4: 4-CPU / 1-CPU aggregate throughput of the pair.  "-": not
-# measured in that mode or on that kernel.
+# scale4: 4-CPU / 1-CPU aggregate throughput of the pair; barn_contended:
+# the share of the producer/consumer pair's barn operations that found the
+# barn lock taken.  "-": not measured in that mode or on that kernel.
 headline() {
 	awk -F, '
 	NR == 1 { next }
@@ -157,8 +158,11 @@ headline() {
 			if (s1 > 0 && s4 != "") sc = 4 * s4 / s1
 			if (t1 > 0 && t4 != "") ss = 4 * t4 / t1
 			bc = get(key, "pc", "ring", "sheafmod", 256, 0, 2, "barn-contended")
+			bo = get(key, "pc", "ring", "sheafmod", 256, 0, 2, "barn-get") + \
+			     get(key, "pc", "ring", "sheafmod", 256, 0, 2, "barn-put")
+			bp = (bc != "" && bo > 0) ? sprintf("%.0f%%", 100 * bc / bo) : "-"
 			printf "%s,%s,%s,%s,%s,%s,%s,%s\n", key, fmt(vb), fmt(vn), fmt(ps),
-				fmt(pn), fmt(sc), fmt(ss), bc == "" ? "-" : bc
+				fmt(pn), fmt(sc), fmt(ss), bp
 		}
 	}' "$OUT/results.csv" >"$OUT/headline.csv"
 }
@@ -177,7 +181,7 @@ print_table() {
 	tail -n +2 "$OUT/headline.csv" | while IFS=, read -r k mode a b c d e f g; do
 		printf '%-8s %-7s %16s %17s %14s %15s %9s %12s %14s\n' "$k" "$mode" \
 			"$(times "$a")" "$(times "$b")" "$(times "$c")" "$(times "$d")" \
-			"$(times "$e")" "$(times "$f")" "${g%.00}"
+			"$(times "$e")" "$(times "$f")" "$g"
 	done
 	printf '\n(ratios of medians; icount figures are instructions, mttcg wall time.\n'
 	printf ' all figures: %s)\n' "$OUT/results.csv"
