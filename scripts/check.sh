@@ -148,6 +148,23 @@ summary_field() {	# summary_field FILE NAME
 	sed -n "s/^$2=//p" "$1"
 }
 
+# The row of a kselftest VM run from its summary in DIR; a run that left
+# none failed as a step.  Returns 1 then.
+add_vm_row() {	# add_vm_row ROW DIR
+	local row=$1 dir=$2 s=$2/summary
+
+	if [[ ! -f $s ]]; then
+		step_failed "$row" VM "$dir/vm.log"
+		return 1
+	fi
+	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
+		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
+		"$(summary_field "$s" seconds)$(retries_note "$s")" \
+		"$(summary_field "$s" verdict)"
+	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
+	return 0
+}
+
 # How long each stress case runs on K: minutes on the checker kernel,
 # where races have the most to show; SHEAF_STRESS_SECONDS when set.
 stress_seconds() {
@@ -159,7 +176,7 @@ stress_seconds() {
 }
 
 run_kernel() {
-	local k=$1 dir=$LOGS/$1 moddir s
+	local k=$1 dir=$LOGS/$1 moddir
 
 	banner "$k"
 	rm -rf "$dir"
@@ -186,16 +203,7 @@ run_kernel() {
 		"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$dir/initramfs.cpio" 2>&1 |
 		tee "$dir/vm.log" || true
 
-	s=$dir/summary
-	if [[ ! -f $s ]]; then
-		step_failed "$k" VM "$dir/vm.log"
-		return 0
-	fi
-	add_row "$k" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
-		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
-		"$(summary_field "$s" seconds)$(retries_note "$s")" \
-		"$(summary_field "$s" verdict)"
-	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$k" "$s" "$dir/vm.log"
+	add_vm_row "$k" "$dir" || return 0
 	[[ $k != "$HARDENED_KERNEL" ]] || run_hardened "$k"
 	run_dkms "$k" "$moddir"
 	if [[ " $TRACER_KERNELS " == *" $k "* ]]; then
@@ -206,7 +214,7 @@ run_kernel() {
 # The tracer VM of kernel K: selftests/sheaf/tracers.sh with perf,
 # trace-cmd and bpftrace in the initramfs.  Says how long it added.
 run_tracers() {
-	local k=$1 moddir=$2 dir=$LOGS/$1/tracers row=$1/tracers s start=$SECONDS
+	local k=$1 moddir=$2 dir=$LOGS/$1/tracers row=$1/tracers start=$SECONDS
 
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -218,38 +226,20 @@ run_tracers() {
 		tee "$dir/vm.log" || true
 	rm -f "$dir/initramfs.cpio"	# 240 MB, made again in 20 s
 	echo "$k: the tracer VM added $((SECONDS - start))s"
-	s=$dir/summary
-	if [[ ! -f $s ]]; then
-		step_failed "$row" VM "$dir/vm.log"
-		return 0
-	fi
-	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
-		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
-		"$(summary_field "$s" seconds)$(retries_note "$s")" \
-		"$(summary_field "$s" verdict)"
-	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
+	add_vm_row "$row" "$dir"
 }
 
 # The kselftest VM of kernel K again, with the kernel zeroing objects on
 # allocation and on free, running the cases that care.
 run_hardened() {
-	local k=$1 dir=$LOGS/$1/hardened row=$1/hardened s
+	local k=$1 dir=$LOGS/$1/hardened row=$1/hardened
 
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	SHEAF_VM_APPEND="${SHEAF_VM_APPEND:+$SHEAF_VM_APPEND }$HARDENED_APPEND sheaf.cases=$HARDENED_CASES" \
 		"$SHEAF_TOP/scripts/vm.sh" "$k" "$dir" --initramfs "$LOGS/$k/initramfs.cpio" 2>&1 |
 		tee "$dir/vm.log" || true
-	s=$dir/summary
-	if [[ ! -f $s ]]; then
-		step_failed "$row" VM "$dir/vm.log"
-		return 0
-	fi
-	add_row "$row" "$(summary_field "$s" passed)" "$(summary_field "$s" failed)" \
-		"$(summary_field "$s" skipped)" "$(summary_field "$s" expected_warnings)" \
-		"$(summary_field "$s" seconds)$(retries_note "$s")" \
-		"$(summary_field "$s" verdict)"
-	[[ "$(summary_field "$s" verdict)" == PASS ]] || vm_failed "$row" "$s" "$dir/vm.log"
+	add_vm_row "$row" "$dir"
 }
 
 # The DKMS round trip of kernel K (scripts/dkms-check.sh), then a VM that
