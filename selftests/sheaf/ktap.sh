@@ -2,8 +2,9 @@
 # shellcheck shell=bash
 #
 # What sheaf.sh and tracers.sh share: sourced, not run.  KTAP results with
-# their counts, and loading a module from beside the scripts (the test bed
-# installs them there) or else from the installed modules.
+# their counts, loading a module from beside the scripts (the test bed
+# installs them there) or else from the installed modules, and the start
+# and end every run has: root, sheafmod loaded, and unloaded again.
 
 # shellcheck disable=SC2034 # used by the scripts that source this
 KSFT_PASS=0
@@ -15,6 +16,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 count=0
 failed=0
 skipped=0
+loaded_core=0	# this script loaded sheafmod: it unloads it, one more result
 
 load() {	# load MODULE [params...]
 	local mod=$1
@@ -38,4 +40,31 @@ ktap_result() {	# ktap_result ok|not-ok NAME [directive]
 
 ktap_totals() {
 	echo "# Totals: pass:$((count - failed - skipped)) fail:$failed skip:$skipped"
+}
+
+# The KTAP header; the whole script skips unless it runs as root and
+# sheafmod is loaded or can be.
+ktap_start() {
+	echo "KTAP version 1"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "1..0 # SKIP must be run as root"
+		exit $KSFT_SKIP
+	fi
+	if ! grep -q '^sheafmod ' /proc/modules; then
+		if ! load sheafmod; then
+			echo "1..0 # SKIP sheafmod cannot be loaded"
+			exit $KSFT_SKIP
+		fi
+		loaded_core=1
+	fi
+}
+
+# A sheafmod this script loaded must unload: nothing may pin it.
+unload_core() {
+	[ $loaded_core -eq 1 ] || return 0
+	if rmmod sheafmod; then
+		ktap_result ok unload_sheafmod
+	else
+		ktap_result not-ok unload_sheafmod
+	fi
 }

@@ -32,8 +32,6 @@ FAULT_TIMES=1000000000
 # Copies of what the layer showed, for the pointer scan at the end.
 SCAN_DIR=/tmp/sheaf-scan
 
-loaded_core=0
-
 online_cpus_but_0() {
 	local c
 
@@ -474,20 +472,8 @@ check_passthrough_default() {	# check_passthrough_default VALUE
 main() {
 	local cases upstream_cases upstream_ok=1 passthrough nr_upstream nr_trace=1
 
-	echo "KTAP version 1"
+	ktap_start
 	rm -rf $SCAN_DIR
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "1..0 # SKIP must be run as root"
-		exit $KSFT_SKIP
-	fi
-
-	if ! grep -q '^sheafmod ' /proc/modules; then
-		if ! load sheafmod; then
-			echo "1..0 # SKIP sheafmod cannot be loaded"
-			exit $KSFT_SKIP
-		fi
-		loaded_core=1
-	fi
 
 	# The cases test the layer itself: nothing passes through by default,
 	# also on kernels built with KASAN or slub_debug, where it would.
@@ -533,13 +519,7 @@ main() {
 	check_pointers
 	echo "$passthrough" > "$CORE_PARAMS/passthrough"
 
-	if [ $loaded_core -eq 1 ]; then
-		if rmmod sheafmod; then
-			ktap_result ok unload_sheafmod
-		else
-			ktap_result not-ok unload_sheafmod
-		fi
-	fi
+	unload_core
 
 	ktap_totals
 	[ $failed -eq 0 ] && exit $KSFT_PASS

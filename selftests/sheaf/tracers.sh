@@ -43,7 +43,6 @@ EXAMPLE_WANTED=32
 # The destinations of sheaf_return, as sheaf_internal.h numbers them.
 TO_SPARE=0
 
-loaded_core=0
 
 # --- workloads, run by the tools as "$SELF workload NAME" ------------------------
 
@@ -199,18 +198,7 @@ tracefs() {
 main() {
 	local t
 
-	echo "KTAP version 1"
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "1..0 # SKIP must be run as root"
-		exit $KSFT_SKIP
-	fi
-	if ! grep -q '^sheafmod ' /proc/modules; then
-		if ! load sheafmod; then
-			echo "1..0 # SKIP sheafmod cannot be loaded"
-			exit $KSFT_SKIP
-		fi
-		loaded_core=1
-	fi
+	ktap_start
 	t=$(tracefs)
 	if [ -z "$t" ] || [ ! -d "$t/events/sheaf" ]; then
 		echo "1..0 # SKIP no tracefs, or no sheaf events in it"
@@ -225,13 +213,7 @@ main() {
 	run_case trace_cmd trace-cmd
 	run_case bpftrace bpftrace
 
-	if [ $loaded_core -eq 1 ]; then
-		if rmmod sheafmod; then
-			ktap_result ok unload_sheafmod
-		else
-			ktap_result not-ok unload_sheafmod
-		fi
-	fi
+	unload_core
 	rm -rf "$TMP"
 
 	ktap_totals
