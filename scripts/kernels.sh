@@ -88,36 +88,12 @@ apt_state() {
 }
 
 apt_state_init() {
-	local d
-	d="$(apt_state "$1")"
-	mkdir -p "$d/etc/sources.list.d" "$d/etc/preferences.d" \
-		"$d/lists/partial" "$d/cache/archives/partial"
-	: >"$d/etc/sources.list"
-	: >"$d/status"
-	cat >"$d/etc/sources.list.d/debian.sources" <<-EOF
-		Types: deb
-		URIs: $MIRROR
-		Suites: $1
-		Components: main
-		Signed-By: $KEYRING
-	EOF
+	apt_private_init "$(apt_state "$1")" "$MIRROR" "$1" "$KEYRING"
 }
 
-# Options that point apt at the suite's private state.  An empty dpkg
-# status keeps the host's installed packages out of the resolution.
+# Options that point apt at the suite's private state (APT_OPTS).
 apt_opts() {
-	local d
-	d="$(apt_state "$1")"
-	APT_OPTS=(-q
-		-o "Dir::Etc::SourceList=$d/etc/sources.list"
-		-o "Dir::Etc::SourceParts=$d/etc/sources.list.d"
-		-o "Dir::Etc::Preferences=$d/etc/preferences"
-		-o "Dir::Etc::PreferencesParts=$d/etc/preferences.d"
-		-o "Dir::State::Lists=$d/lists"
-		-o "Dir::State::status=$d/status"
-		-o "Dir::Cache=$d/cache"
-		# The cache is under $HOME, which apt's _apt user cannot enter.
-		-o "APT::Sandbox::User=root")
+	apt_private_opts "$(apt_state "$1")"
 	# sid's Release file is expired on the mirror.
 	[[ $1 != sid ]] || APT_OPTS+=(-o "Acquire::Check-Valid-Until=false")
 }

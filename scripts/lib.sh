@@ -75,3 +75,39 @@ unmount_all() {
 	done
 	MOUNTED=()
 }
+
+# A private apt state in DIR for one Debian suite: sources of its own and
+# an empty dpkg status, so that apt resolves whole dependency closures and
+# neither reads nor changes the host's apt state.
+apt_private_init() {	# apt_private_init DIR MIRROR SUITE KEYRING
+	local d=$1
+
+	mkdir -p "$d/etc/sources.list.d" "$d/etc/preferences.d" \
+		"$d/lists/partial" "$d/cache/archives/partial"
+	: >"$d/etc/sources.list"
+	: >"$d/status"
+	cat >"$d/etc/sources.list.d/debian.sources" <<-EOF
+		Types: deb
+		URIs: $2
+		Suites: $3
+		Components: main
+		Signed-By: $4
+	EOF
+}
+
+# Sets APT_OPTS: apt-get/apt-cache options that use the private state DIR.
+apt_private_opts() {	# apt_private_opts DIR
+	local d=$1
+
+	# shellcheck disable=SC2034 # for the caller
+	APT_OPTS=(-q
+		-o "Dir::Etc::SourceList=$d/etc/sources.list"
+		-o "Dir::Etc::SourceParts=$d/etc/sources.list.d"
+		-o "Dir::Etc::Preferences=$d/etc/preferences"
+		-o "Dir::Etc::PreferencesParts=$d/etc/preferences.d"
+		-o "Dir::State::Lists=$d/lists"
+		-o "Dir::State::status=$d/status"
+		-o "Dir::Cache=$d/cache"
+		# The cache is under $HOME, which apt's _apt user cannot enter.
+		-o "APT::Sandbox::User=root")
+}

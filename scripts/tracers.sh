@@ -40,32 +40,16 @@ UNPACKED=$SHEAF_CACHE/tracers/unpacked
 ROOT=''	# $SHEAF_CACHE/tracers/root-<hash>
 
 apt_state_init() {
-	mkdir -p "$STATE/etc/sources.list.d" "$STATE/etc/preferences.d" \
-		"$STATE/lists/partial" "$DEBS/partial"
-	: >"$STATE/etc/sources.list"
-	: >"$STATE/status"
-	cat >"$STATE/etc/sources.list.d/debian.sources" <<-EOF
-		Types: deb
-		URIs: $MIRROR
-		Suites: $SUITE
-		Components: main
-		Signed-By: $KEYRING
-	EOF
+	apt_private_init "$STATE" "$MIRROR" "$SUITE" "$KEYRING"
+	mkdir -p "$DEBS/partial"
 }
 
-# The private state: an empty dpkg status makes apt fetch the whole
-# closure, libc included.
+# apt on the private state, the .debs kept apart in $DEBS.
 apt_private() {
-	apt-get -q \
-		-o "Dir::Etc::SourceList=$STATE/etc/sources.list" \
-		-o "Dir::Etc::SourceParts=$STATE/etc/sources.list.d" \
-		-o "Dir::Etc::Preferences=$STATE/etc/preferences" \
-		-o "Dir::Etc::PreferencesParts=$STATE/etc/preferences.d" \
-		-o "Dir::State::Lists=$STATE/lists" \
-		-o "Dir::State::status=$STATE/status" \
-		-o "Dir::Cache=$STATE/cache" \
-		-o "Dir::Cache::archives=$DEBS" \
-		-o "APT::Sandbox::User=root" "$@"
+	local APT_OPTS
+
+	apt_private_opts "$STATE"
+	apt-get "${APT_OPTS[@]}" -o "Dir::Cache::archives=$DEBS" "$@"
 }
 
 lists_fresh() {
