@@ -59,6 +59,31 @@ ktap_start() {
 	fi
 }
 
+# The tracefs mount point, or nothing.
+tracefs() {
+	local t
+
+	for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+		[ -d "$t/events" ] && { echo "$t"; return; }
+	done
+}
+
+# Trace events record each task's command name by default, through a probe
+# on sched_switch: enabling the first event and disabling the last patches
+# the scheduler's own text while every CPU runs it, and under QEMU's TCG a
+# vCPU has taken that patch's int3 after the patch was done ("Oops: int3"
+# in __schedule).  The sheaf events need no command names: recording is
+# off while they are traced, and as it was again after.
+saved_record_cmd=
+tracefs_comms_off() {	# tracefs_comms_off TRACEFS
+	saved_record_cmd=$(cat "$1/options/record-cmd")
+	echo 0 > "$1/options/record-cmd"
+}
+
+tracefs_comms_restore() {	# tracefs_comms_restore TRACEFS
+	[ -z "$saved_record_cmd" ] || echo "$saved_record_cmd" > "$1/options/record-cmd"
+}
+
 # A sheafmod this script loaded must unload: nothing may pin it.
 unload_core() {
 	[ $loaded_core -eq 1 ] || return 0

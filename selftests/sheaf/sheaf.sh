@@ -413,14 +413,6 @@ run_case() {	# run_case MODULE NAME
 	esac
 }
 
-tracefs() {
-	local t
-
-	for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
-		[ -d "$t/events" ] && { echo "$t"; return; }
-	done
-}
-
 # The layer's tracepoints fire: trace two cases and look for every event.
 check_tracepoints() {
 	local t ev missing=
@@ -431,10 +423,12 @@ check_tracepoints() {
 		return
 	fi
 	echo > "$t/trace"
+	tracefs_comms_off "$t"
 	echo 1 > "$t/events/sheaf/enable"
 	load test_sheaf run=refill && rmmod test_sheaf
 	load test_sheaf run=exchanges && rmmod test_sheaf
 	echo 0 > "$t/events/sheaf/enable"
+	tracefs_comms_restore "$t"
 	mkdir -p $SCAN_DIR
 	cat "$t/trace" > "$SCAN_DIR/trace"
 	for ev in sheaf_prefill sheaf_refill sheaf_return sheaf_barn sheaf_flush; do

@@ -187,14 +187,6 @@ run_case() {	# run_case NAME TOOL
 	fi
 }
 
-tracefs() {
-	local t
-
-	for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
-		[ -d "$t/events" ] && { echo "$t"; return; }
-	done
-}
-
 main() {
 	local t
 
@@ -208,10 +200,12 @@ main() {
 
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/sheaf-tracers.XXXXXX")
 	echo "1..$((4 + loaded_core))"
+	tracefs_comms_off "$t"
 	run_case perf_stat perf
 	run_case perf_script perf
 	run_case trace_cmd trace-cmd
 	run_case bpftrace bpftrace
+	tracefs_comms_restore "$t"
 
 	unload_core
 	rm -rf "$TMP"
