@@ -230,13 +230,13 @@ static void sheaf_verify_out(struct sheaf_cache *sc, void *obj)
 }
 
 /*
- * An object enters this CPU's sheaves (locked): refuse it if it is there
- * already, else poison it.
+ * Is @obj in this CPU's sheaves (locked) already, parked or waiting for its
+ * grace period?  Then this free is its second: warn and count.
  */
-static bool sheaf_verify_in(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
-			    void *obj)
+static bool sheaf_verify_parked(struct sheaf_cache *sc,
+				struct sheaf_pcpu *pcs, void *obj)
 {
-	struct sheaf *sheaves[] = { pcs->main, pcs->spare };
+	struct sheaf *sheaves[] = { pcs->main, pcs->spare, pcs->rcu_free };
 	unsigned int i, k;
 
 	for (k = 0; k < ARRAY_SIZE(sheaves); k++) {
@@ -246,9 +246,21 @@ static bool sheaf_verify_in(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
 			sheaf_stat(sc, DOUBLE_FREE);
 			WARN_ONCE(1, "%s: object %p freed twice\n", sc->name,
 				  obj);
-			return false;
+			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * An object enters this CPU's sheaves (locked): refuse it if it is there
+ * already, else poison it.
+ */
+static bool sheaf_verify_in(struct sheaf_cache *sc, struct sheaf_pcpu *pcs,
+			    void *obj)
+{
+	if (sheaf_verify_parked(sc, pcs, obj))
+		return false;
 	memset(obj, SHEAF_POISON, sc->object_size);
 	return true;
 }
@@ -1162,7 +1174,9 @@ static struct sheaf_pcpu *pcs_get_rcu_sheaf(struct sheaf_cache *sc,
  * barn, ready for allocations; anything else is freed to the slab.
  * sheaf_cache_rcu_barrier() sends partial sheaves on their way and waits.
  * Objects are zeroed or poisoned (init_on_free, verify mode) only after the
- * grace period, never before: readers may still be looking at them.
+ * grace period, never before: readers may still be looking at them.  Verify
+ * mode refuses @obj, warning once, when it is in this CPU's sheaves or rcu
+ * sheaf already.
  *
  * A %SLAB_TYPESAFE_BY_RCU cache needs no deferral (its readers check an
  * object's identity, and its memory stays of its type for a grace period
@@ -1197,6 +1211,11 @@ void sheaf_cache_free_rcu(struct sheaf_cache *sc, void *obj)
 	pcs = pcs_trylock(sc);
 	if (unlikely(!pcs))
 		goto fallback;
+	/* Not poisoned: readers may still be looking at it. */
+	if (unlikely(sc->verify) && sheaf_verify_parked(sc, pcs, obj)) {
+		pcs_unlock(pcs);
+		return;		/* the first free stands */
+	}
 	if (unlikely(!pcs->rcu_free)) {
 		pcs_unlock(pcs);
 		pcs = pcs_get_rcu_sheaf(sc, &extra);

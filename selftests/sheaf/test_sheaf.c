@@ -1075,6 +1075,53 @@ static void test_verify(void)
 }
 
 /*
+ * The double-free check sees this CPU's rcu sheaf too: an object waiting
+ * for its grace period is refused when freed again, at once or deferred,
+ * and so is a deferred free of an object parked in the main sheaf.
+ */
+static void test_verify_rcu(void)
+{
+	struct sheaf_cache_args args = {
+		.capacity = CAPACITY, .flags = SHEAF_CACHE_VERIFY,
+	};
+	struct sheaf *rcu;
+	struct fixture f;
+	void *obj, *other;
+
+	if (setup_full(&f, "t_verify_rcu", &args, NULL))
+		return;
+	migrate_disable();
+	obj = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	other = sheaf_cache_alloc(f.sc, GFP_KERNEL);
+	sheaf_cache_free_rcu(f.sc, obj);
+	rcu = pcs_of(f.sc, smp_processor_id())->rcu_free;
+	if (!CHECK(rcu && rcu->size == 1 && rcu->objects[0] == obj)) {
+		migrate_enable();
+		sheaf_cache_free(f.sc, other);
+		sheaf_cache_rcu_barrier(f.sc);
+		teardown(&f);
+		return;
+	}
+	sheaf_cache_free(f.sc, other);
+
+	EXPECT_WARN_BEGIN("verify_rcu");
+	sheaf_cache_free(f.sc, obj);		/* waiting, freed at once */
+	sheaf_cache_free_rcu(f.sc, obj);	/* waiting, deferred again */
+	sheaf_cache_free_rcu(f.sc, other);	/* parked, deferred */
+	EXPECT_WARN_END("verify_rcu");
+	CHECK_EQ(stat(f.sc, DOUBLE_FREE), 3);
+	CHECK_EQ(rcu->size, 1);
+	CHECK_EQ(stat(f.sc, FREE_RCU_SHEAF), 1);
+	migrate_enable();
+
+	/* One object went through a grace period; teardown sees no other. */
+	sheaf_cache_rcu_barrier(f.sc);
+	CHECK_EQ(stat(f.sc, RCU_DONE), 1);
+	CHECK_EQ(stat(f.sc, PARKED_WRITE), 0);
+	teardown(&f);
+}
+
+/*
  * The passthrough module parameter (set by the test script for this case;
  * the default on KASAN and slub_debug kernels) keeps new caches empty.
  */
@@ -2743,6 +2790,7 @@ static const struct test_case test_cases[] = {
 	{ "create", test_create },
 	{ "bad_args", test_bad_args },
 	{ "verify", test_verify },
+	{ "verify_rcu", test_verify_rcu },
 	{ "passthrough_param", test_passthrough_param },
 	{ "misuse", test_misuse },
 	{ "detach_outstanding", test_detach_outstanding },
