@@ -19,7 +19,8 @@
 #   /lib/modules/  the contents of LIBMODULES, when given: <release>/...
 #                  as DKMS installed it (dkms mode, scripts/dkms-check.sh)
 #   /usr/bin/sheafinfo  tools/sheafinfo.c, built static (make sheafinfo)
-#   busybox-static for the tools, bash-static as /bin/bash and /bin/sh
+#   busybox-static for the tools, bash-static as /bin/bash and /bin/sh,
+#   kmod's insmod, rmmod and lsmod with their libraries
 #   /usr/bin/{perf,trace-cmd,bpftrace}, /lib*, /usr/lib/...  with --tracers
 #
 # bash is needed twice over: sheaf.sh is a bash script, and the kselftest
@@ -29,7 +30,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-DEPS=(busybox-static bash-static cpio rsync make binutils gcc libc6-dev)
+DEPS=(busybox-static bash-static kmod cpio rsync make binutils gcc libc6-dev)
 
 usage() {
 	sed -n '4,10s/^# \{0,1\}//p' "$0" >&2
@@ -104,6 +105,24 @@ install_tools() {
 		exit $rc
 	EOF
 	chmod +x "$root/usr/bin/timeout"
+}
+
+# kmod's insmod, as on the systems sheaf.sh runs on: when finit_module()
+# fails, busybox's insmod tries init_module() with the same file, so the
+# init of a test module whose case failed ran twice.  modprobe and depmod
+# stay busybox's.
+install_kmod() {
+	local root=$1 lib tool
+
+	cp /bin/kmod "$root/bin/kmod"
+	for tool in insmod rmmod lsmod; do
+		rm -f "$root/sbin/$tool"
+		ln -s ../bin/kmod "$root/sbin/$tool"
+	done
+	for lib in $(ldd /bin/kmod | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
 }
 
 # Static: the initramfs has no libc.
@@ -189,6 +208,7 @@ main() {
 	make_skeleton "$work/root"
 	install_kselftest "$work/tree" "$moddir" "$work/root/kselftest"
 	install_tools "$work/root"
+	install_kmod "$work/root"
 	install_modules "$moddir" "$work/root"
 	install_sheafinfo "$work/root"
 	[[ -z $tracers ]] || install_tracers "$work/root"
