@@ -98,8 +98,9 @@ bench_kernel() {
 	mkdir -p "$dir"
 	step "$k" fetch "$dir/fetch.log" "$SHEAF_TOP/scripts/kernels.sh" fetch "$k" ||
 		{ FAILURES=$((FAILURES + 1)); return 0; }
-	if ! moddir=$(step "$k" build "$dir/build.log" "$SHEAF_TOP/scripts/kbuild.sh" "$k" |
-		tail -n 1) || [[ ! -d $moddir ]]; then
+	# A copy of the build: the shared build dir may be rebuilt meanwhile.
+	if ! moddir=$(SHEAF_BUILD_COPY=$dir/modules step "$k" build "$dir/build.log" \
+		"$SHEAF_TOP/scripts/kbuild.sh" "$k" | tail -n 1) || [[ ! -d $moddir ]]; then
 		FAILURES=$((FAILURES + 1))
 		return 0
 	fi

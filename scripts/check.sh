@@ -72,9 +72,13 @@ show_tail() {
 	tail -n 30 "$file" | sed 's/^/    | /'
 }
 
+# The table's columns; the first fits "6.12-rt/hardened".
+ROW_FORMAT='%-16s | %6s | %6s | %7s | %17s | %22s | %s'
+
 # "-" where a figure does not apply; the figures add up to the last line.
 add_row() {	# add_row K PASSED FAILED SKIPPED EXPECTED SECONDS VERDICT
-	ROWS+=("$(printf '%-12s | %6s | %6s | %7s | %17s | %22s | %s' "$@")")
+	# shellcheck disable=SC2059 # the format is ROW_FORMAT
+	ROWS+=("$(printf "$ROW_FORMAT" "$@")")
 	[[ $2 == - ]] || TOTAL_PASSED=$((TOTAL_PASSED + $2))
 	[[ $3 == - ]] || TOTAL_FAILED=$((TOTAL_FAILED + $3))
 	[[ $4 == - ]] || TOTAL_SKIPPED=$((TOTAL_SKIPPED + $4))
@@ -294,9 +298,10 @@ print_table() {
 	local row
 
 	banner "summary"
-	printf '%-12s | %6s | %6s | %7s | %17s | %22s | %s\n' kernel passed failed skipped \
+	# shellcheck disable=SC2059 # the format is ROW_FORMAT
+	printf "$ROW_FORMAT\n" kernel passed failed skipped \
 		"warnings expected" "boot-to-result seconds" verdict
-	printf '%s\n' "-------------+--------+--------+---------+-------------------+------------------------+--------"
+	printf '%s\n' "-----------------+--------+--------+---------+-------------------+------------------------+--------"
 	for row in "${ROWS[@]}"; do
 		echo "$row"
 	done

@@ -36,8 +36,9 @@ main() {
 	mkdir -p "$OUT"
 	"$SHEAF_TOP/scripts/deps.sh" "${DEPS[@]}"
 	step "fetching kernel $K" "$OUT/fetch.log" "$SHEAF_TOP/scripts/kernels.sh" fetch "$K"
-	moddir=$(step "building the modules for $K" "$OUT/build.log" \
-		"$SHEAF_TOP/scripts/kbuild.sh" "$K" | tail -n 1)
+	# A copy of the build: the shared build dir may be rebuilt meanwhile.
+	moddir=$(SHEAF_BUILD_COPY=$OUT/modules step "building the modules for $K" \
+		"$OUT/build.log" "$SHEAF_TOP/scripts/kbuild.sh" "$K" | tail -n 1)
 	step "making the initramfs" "$OUT/initramfs.log" \
 		"$SHEAF_TOP/scripts/initramfs.sh" "$K" "$moddir" "$OUT/initramfs.cpio"
 	"$SHEAF_TOP/scripts/vm.sh" "$K" "$OUT" --mode demo --initramfs "$OUT/initramfs.cpio"
