@@ -448,6 +448,23 @@ static void pcs_install_full(struct sheaf_pcpu *pcs, struct sheaf *full,
 	*leftover = full;
 }
 
+/*
+ * Lock this CPU's sheaves again after getting @sheaf (may be NULL) with
+ * them unlocked.  Returns them locked, or NULL with @sheaf stashed.
+ */
+static struct sheaf_pcpu *pcs_relock_holding(struct sheaf_cache *sc,
+					     struct sheaf *sheaf)
+{
+	struct sheaf_pcpu *pcs;
+
+	if (!sheaf)
+		return NULL;
+	pcs = pcs_trylock(sc);
+	if (!pcs)
+		sheaf_stash(sc, sheaf);
+	return pcs;
+}
+
 static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 {
 	struct sheaf *full, *leftover = NULL;
@@ -466,14 +483,9 @@ static void *sheaf_alloc_slow(struct sheaf_cache *sc, gfp_t gfp)
 		sheaf_stash(sc, full);
 		full = NULL;
 	}
-	if (!full)
+	pcs = pcs_relock_holding(sc, full);
+	if (unlikely(!pcs))
 		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
-
-	pcs = pcs_trylock(sc);
-	if (unlikely(!pcs)) {
-		sheaf_stash(sc, full);
-		return sheaf_slab_alloc(sc, gfp, NUMA_NO_NODE);
-	}
 	pcs_install_full(pcs, full, &leftover);
 	obj = pcs->main->objects[--pcs->main->size];
 	pcs_unlock(pcs);
@@ -612,13 +624,9 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
 		pcs_unlock(pcs);
 		empty = sheaf_alloc_empty(sc, GFP_NOWAIT | __GFP_NOWARN,
 					  READ_ONCE(sc->capacity));
-		if (!empty)
+		pcs = pcs_relock_holding(sc, empty);
+		if (!pcs)
 			return NULL;
-		pcs = pcs_trylock(sc);
-		if (!pcs) {
-			sheaf_stash(sc, empty);
-			return NULL;
-		}
 		/* We may have moved, or someone made room meanwhile. */
 		barn = sheaf_local_barn(sc);
 		if (!sheaf_is_full(pcs->main)) {
@@ -1146,15 +1154,10 @@ static struct sheaf_pcpu *pcs_get_rcu_sheaf(struct sheaf_cache *sc,
 					    struct sheaf **extra)
 {
 	struct sheaf *empty = sheaf_rcu_get_empty(sc);
-	struct sheaf_pcpu *pcs;
+	struct sheaf_pcpu *pcs = pcs_relock_holding(sc, empty);
 
-	if (!empty)
+	if (!pcs)
 		return NULL;
-	pcs = pcs_trylock(sc);
-	if (!pcs) {
-		sheaf_stash(sc, empty);
-		return NULL;
-	}
 	/* We may have moved, or been interrupted by another free_rcu. */
 	if (!pcs->rcu_free)
 		pcs->rcu_free = empty;
