@@ -31,7 +31,9 @@
  * - memcg.  Objects of SLAB_ACCOUNT caches, and __GFP_ACCOUNT allocations,
  *   go to the slab directly so the allocating task's cgroup is charged.
  *   Prefilled sheaves of such caches are charged to the task that
- *   prefilled them.
+ *   prefilled them.  Whether an object is charged cannot be seen from
+ *   here: a __GFP_ACCOUNT object of an ordinary cache freed into a sheaf
+ *   keeps its charge until it reaches the slab.
  * - Debugging.  KASAN, kmemleak and slub_debug see objects in sheaves as
  *   allocated.  SHEAF_CACHE_PASSTHROUGH keeps nothing in sheaves.
  * - Memory pressure.  sheaf_cache_shrink() gives everything back; sheaves
@@ -665,7 +667,10 @@ static struct sheaf_pcpu *pcs_make_room(struct sheaf_cache *sc,
  * when it is full.  An object of a remote NUMA node, and every object of
  * an accounted or pass-through cache, goes straight back to the slab.
  * Objects from any allocation function of the cache may be freed here,
- * from any CPU.
+ * from any CPU.  One allocated with __GFP_ACCOUNT from a cache without
+ * SLAB_ACCOUNT keeps its memcg charge while parked (and when handed out
+ * again) until it reaches the slab: free it with kmem_cache_free() to
+ * uncharge at once.
  *
  * Context: any context but NMI.  Never sleeps.
  */

@@ -23,6 +23,7 @@
 #include <linux/delay.h>
 #include <linux/hrtimer.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/random.h>
@@ -916,6 +917,156 @@ static void test_memory_pressure(void)
 	CHECK(stat(f.sc, SHRINKER_SCAN) > scans);
 	teardown(&f);
 	kfree(oc.objs);
+}
+
+/* ---- memory cgroups ------------------------------------------------------- */
+
+#define MEMCG_OBJ_SIZE	1024
+#define MEMCG_OBJS	8192		/* 8 MiB, 2048 pages */
+#define MEMCG_PAGES	(MEMCG_OBJS * MEMCG_OBJ_SIZE / PAGE_SIZE)
+/* What a memcg's per-CPU charge stocks may hold either way. */
+#define MEMCG_SLACK	256
+
+/*
+ * Pages charged to the memory cgroup of the task running the case (the
+ * script's insmod), or -1 when that is the root, which is never charged.
+ */
+static long memcg_charged(void)
+{
+	long pages = -1;
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg;
+
+	rcu_read_lock();
+	memcg = mem_cgroup_from_task(current);
+	if (memcg && memcg->css.parent)
+		pages = page_counter_read(&memcg->memory);
+	rcu_read_unlock();
+#endif
+	return pages;
+}
+
+/* Pages charged since @base: "charged" is most of MEMCG_PAGES, else none. */
+static bool memcg_check(const char *step, long base, bool charged)
+{
+	long pages = memcg_charged() - base;
+
+	pr_info("memcg_charge: %s: %ld pages charged\n", step, pages);
+	if (charged)
+		return CHECK(pages >= MEMCG_PAGES * 7 / 8);
+	return CHECK(pages <= MEMCG_SLACK);
+}
+
+static bool alloc_n_gfp(struct sheaf_cache *sc, gfp_t gfp, void **objs,
+			unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		objs[i] = sheaf_cache_alloc(sc, gfp);
+		if (!CHECK(objs[i])) {
+			free_all(sc, objs, i);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Room for all the objects in one CPU's sheaves and barn, so that a layer
+ * that kept charged objects would keep them all.
+ */
+static const struct sheaf_cache_args memcg_args = {
+	.capacity = SHEAF_MAX_CAPACITY, .barn_max_full = 8,
+};
+
+/* A SLAB_ACCOUNT cache: charged at allocation, uncharged at free. */
+static void memcg_accounted(void **objs, long base)
+{
+	struct sheaf_cache *sc;
+
+	sc = sheaf_cache_create("t_memcg_acct", MEMCG_OBJ_SIZE, 0,
+				SLAB_ACCOUNT, NULL, &memcg_args);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	/* One CPU and node: a remote node's objects would go to the slab. */
+	migrate_disable();
+	if (alloc_n_gfp(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
+		memcg_check("SLAB_ACCOUNT, allocated", base, true);
+		free_all(sc, objs, MEMCG_OBJS);
+		memcg_check("SLAB_ACCOUNT, freed", base, false);
+		CHECK_EQ(sheaf_cache_nr_cached(sc), 0);
+	}
+	migrate_enable();
+	sheaf_cache_destroy(sc);
+}
+
+/*
+ * An ordinary cache: objects in sheaves are charged to no one, however
+ * many; a __GFP_ACCOUNT allocation is charged, and keeps its charge while
+ * freed into a sheaf, until it reaches the slab; so is a sheaf prefilled
+ * with __GFP_ACCOUNT, until it is returned.
+ */
+static void memcg_ordinary(void **objs, long base)
+{
+	struct sheaf_cache *sc;
+	struct sheaf *sheaf;
+
+	sc = sheaf_cache_create("t_memcg_plain", MEMCG_OBJ_SIZE, 0, 0, NULL,
+				&memcg_args);
+	if (!CHECK(!IS_ERR(sc)))
+		return;
+	migrate_disable();
+	if (alloc_n_gfp(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
+		memcg_check("ordinary, allocated", base, false);
+		free_all(sc, objs, MEMCG_OBJS);
+		memcg_check("ordinary, parked", base, false);
+		CHECK(sheaf_cache_nr_cached(sc) >= MEMCG_OBJS);
+	}
+	migrate_enable();
+	sheaf_cache_shrink(sc);
+
+	migrate_disable();
+	if (alloc_n_gfp(sc, GFP_KERNEL | __GFP_ACCOUNT, objs, MEMCG_OBJS)) {
+		memcg_check("__GFP_ACCOUNT, allocated", base, true);
+		free_all(sc, objs, MEMCG_OBJS);
+		memcg_check("__GFP_ACCOUNT, parked", base, true);
+		CHECK(sheaf_cache_nr_cached(sc) >= MEMCG_OBJS);
+	}
+	migrate_enable();
+	sheaf_cache_shrink(sc);
+	memcg_check("__GFP_ACCOUNT, shrunk", base, false);
+
+	sheaf = sheaf_prefill(sc, GFP_KERNEL | __GFP_ACCOUNT, MEMCG_OBJS);
+	if (CHECK(sheaf)) {
+		memcg_check("__GFP_ACCOUNT prefill", base, true);
+		sheaf_return(sc, GFP_KERNEL, sheaf);
+		memcg_check("__GFP_ACCOUNT prefill, returned", base, false);
+	}
+	sheaf_cache_destroy(sc);
+}
+
+/*
+ * Who is charged for what, read off the memory cgroup the script loads
+ * this case in: the cgroup's page counter, before and after each step.
+ */
+static void test_memcg_charge(void)
+{
+	long base = memcg_charged();
+	void **objs;
+
+	if (base < 0) {
+		mark_skipped(IS_ENABLED(CONFIG_MEMCG) ?
+			     "not loaded in a child memory cgroup" : "no memcg");
+		return;
+	}
+	objs = kvmalloc_array(MEMCG_OBJS, sizeof(*objs), GFP_KERNEL);
+	if (!CHECK(objs))
+		return;
+	base = memcg_charged();
+	memcg_accounted(objs, base);
+	memcg_ordinary(objs, base);
+	kvfree(objs);
 }
 
 /* A dead CPU's sheaves are flushed; the CPU works again once back. */
@@ -2785,6 +2936,7 @@ static const struct test_case test_cases[] = {
 	{ "shrink", test_shrink },
 	{ "shrinker", test_shrinker },
 	{ "memory_pressure", test_memory_pressure },
+	{ "memcg_charge", test_memcg_charge },
 	{ "cpu_hotplug", test_cpu_hotplug },
 	{ "bypass", test_bypass },
 	{ "create", test_create },
