@@ -143,9 +143,13 @@ step_failed() {	# step_failed K STEP LOG
 # The reason vm.sh gave for a failed run, and the first kernel log
 # excerpt it showed, for the notes under the table (CI keeps the end).
 vm_failed() {	# vm_failed ROW SUMMARY VMLOG
+	local where
+
 	NOTES+=("$1: $(summary_field "$2" reason)")
-	NOTES+=("$(grep -A 12 -m 1 -E '^(console.log line|kernel log of case) ' "$3" |
-		sed 's/^/    /')")
+	# Not every failure has a kernel log excerpt (a tracer case has none).
+	where=$(grep -A 12 -m 1 -E '^(console.log line|kernel log of case) ' "$3" |
+		sed 's/^/    /') || true
+	[[ -z $where ]] || NOTES+=("$where")
 }
 
 summary_field() {	# summary_field FILE NAME
