@@ -127,22 +127,38 @@ check_parsed() {
 	expect "$name" "sheaf events not parsed" $((all - ok)) 0
 }
 
+# count_returns FILE: "N D": the example's sheaf_return to=spare records in
+# perf script's output, and how many of them repeat the record before them
+# to the nanosecond with no other event of the cache in between.  The
+# example prefills before every return, so such a repeat is no return of
+# its own: perf has been seen to write one record twice (about one run in
+# 40, on 6.1 and 7.2 alike; perf.data held the extra sample, the layer's
+# counters and perf stat, trace-cmd and bpftrace counted 1000).  perf_stat
+# and bpftrace count the returns exactly, so a return traced twice by the
+# layer would still fail there.
+count_returns() {
+	awk -v cache="cache=$CACHE " '
+		index($0, cache) == 0 { next }
+		/sheaf:sheaf_return: .* to=spare$/ {
+			if ($0 == prev) dup++; else n++
+		}
+		{ prev = $0 }
+		END { print n + 0, dup + 0 }' "$1"
+}
+
 check_perf_script() {
-	local data=$TMP/perf.data out=$TMP/perf-script.txt spare
-	local re="sheaf:sheaf_return: cache=$CACHE size=[0-9]+ to=spare\$"
+	local data=$TMP/perf.data out=$TMP/perf-script.txt spare repeated
 
 	perf record -q -a -o "$data" -e 'sheaf:*' \
 		-- "$SELF" workload all >"$TMP/record.log" 2>&1 ||
 		{ sed 's/^/# /' "$TMP/record.log"; return 1; }
-	perf script -i "$data" >"$out" 2>&1 || { sed 's/^/# /' "$out"; return 1; }
-	spare=$(grep -Ec "$re" "$out")
-	check_parsed perf_script "$out" || return 1
-	expect perf_script "sheaf_return to=spare of $CACHE" "$spare" \
-		"$(stat_of sheaf_return_fast)" && return 0
-	# Which tasks and CPUs the lines came from (one CI run counted 1001
-	# lines for 1000 returns, not seen again).
-	grep -E "$re" "$out" | awk '{ print $1, $2, $3 }' | sort | uniq -c | sed 's/^/# /'
-	return 1
+	perf script --ns -i "$data" >"$out" 2>&1 || { sed 's/^/# /' "$out"; return 1; }
+	read -r spare repeated < <(count_returns "$out")
+	[ "$repeated" -eq 0 ] ||
+		echo "# perf_script: $repeated sheaf_return record(s) of $CACHE written twice by perf"
+	check_parsed perf_script "$out" &&
+		expect perf_script "sheaf_return to=spare of $CACHE" "$spare" \
+			"$(stat_of sheaf_return_fast)"
 }
 
 check_trace_cmd() {
