@@ -110,6 +110,22 @@ static void free_all(struct sheaf_cache *sc, void **objs, unsigned int n)
 		sheaf_cache_free(sc, objs[n]);
 }
 
+/* @n objects allocated with @gfp into @objs, or none and false. */
+static bool alloc_n(struct sheaf_cache *sc, gfp_t gfp, void **objs,
+		    unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		objs[i] = sheaf_cache_alloc(sc, gfp);
+		if (!CHECK(objs[i])) {
+			free_all(sc, objs, i);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* ---- prefilled sheaves ---------------------------------------------------- */
 
 /* N objects guaranteed with IRQs off under a spinlock; the N+1st fails. */
@@ -957,21 +973,6 @@ static bool memcg_check(const char *step, long base, bool charged)
 	return CHECK(pages <= MEMCG_SLACK);
 }
 
-static bool alloc_n_gfp(struct sheaf_cache *sc, gfp_t gfp, void **objs,
-			unsigned int n)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		objs[i] = sheaf_cache_alloc(sc, gfp);
-		if (!CHECK(objs[i])) {
-			free_all(sc, objs, i);
-			return false;
-		}
-	}
-	return true;
-}
-
 /*
  * Room for all the objects in one CPU's sheaves and barn, so that a layer
  * that kept charged objects would keep them all.
@@ -991,7 +992,7 @@ static void memcg_accounted(void **objs, long base)
 		return;
 	/* One CPU and node: a remote node's objects would go to the slab. */
 	migrate_disable();
-	if (alloc_n_gfp(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
+	if (alloc_n(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
 		memcg_check("SLAB_ACCOUNT, allocated", base, true);
 		free_all(sc, objs, MEMCG_OBJS);
 		memcg_check("SLAB_ACCOUNT, freed", base, false);
@@ -1017,7 +1018,7 @@ static void memcg_ordinary(void **objs, long base)
 	if (!CHECK(!IS_ERR(sc)))
 		return;
 	migrate_disable();
-	if (alloc_n_gfp(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
+	if (alloc_n(sc, GFP_KERNEL, objs, MEMCG_OBJS)) {
 		memcg_check("ordinary, allocated", base, false);
 		free_all(sc, objs, MEMCG_OBJS);
 		memcg_check("ordinary, parked", base, false);
@@ -1027,7 +1028,7 @@ static void memcg_ordinary(void **objs, long base)
 	sheaf_cache_shrink(sc);
 
 	migrate_disable();
-	if (alloc_n_gfp(sc, GFP_KERNEL | __GFP_ACCOUNT, objs, MEMCG_OBJS)) {
+	if (alloc_n(sc, GFP_KERNEL | __GFP_ACCOUNT, objs, MEMCG_OBJS)) {
 		memcg_check("__GFP_ACCOUNT, allocated", base, true);
 		free_all(sc, objs, MEMCG_OBJS);
 		memcg_check("__GFP_ACCOUNT, parked", base, true);
@@ -2600,20 +2601,6 @@ static bool rcu_needs_two_cpus(void)
 	return false;
 }
 
-static bool alloc_n(struct sheaf_cache *sc, void **objs, unsigned int n)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		objs[i] = sheaf_cache_alloc(sc, GFP_KERNEL);
-		if (!CHECK(objs[i])) {
-			free_all(sc, objs, i);
-			return false;
-		}
-	}
-	return true;
-}
-
 /*
  * The grace-period guarantee, for a default, a verify-mode and a
  * pass-through cache: the reader never sees an object freed, the frees
@@ -2636,7 +2623,7 @@ static void test_rcu_grace_period(void)
 		args.flags = kinds[k];
 		if (setup_full(&f, "t_rcu_gp", &args, NULL))
 			return;
-		if (alloc_n(f.sc, objs, RCU_OBJS) &&
+		if (alloc_n(f.sc, GFP_KERNEL, objs, RCU_OBJS) &&
 		    rcu_gp_run(&g, f.sc, objs, RCU_OBJS, 2000)) {
 			pr_info("rcu_grace_period: flags %#x, damaged %u\n",
 				kinds[k], g.bad);
@@ -2791,7 +2778,7 @@ static void test_rcu_fallback(void)
 	CHECK_EQ(stat(f.sc, RCU_DONE), 2);
 
 	/* Everything fails while a reader holds on: reserve, then wait. */
-	if (!alloc_n(f.sc, objs, n))
+	if (!alloc_n(f.sc, GFP_KERNEL, objs, n))
 		goto out;
 	atomic_set(&f.sc->fail_allocs, INT_MAX);
 	if (rcu_gp_run(&g, f.sc, objs, n, 300)) {
@@ -2834,7 +2821,7 @@ static void test_rcu_worst_case(void)
 		return;
 	/* No empty sheaf in a barn: every deferral needs an allocation. */
 	CHECK_EQ(sheaf_cache_set_barn_limits(f.sc, SHEAF_BARN_KEEP, 0), 0);
-	if (!alloc_n(f.sc, objs, n))
+	if (!alloc_n(f.sc, GFP_KERNEL, objs, n))
 		goto out;
 	last = objs[n - 1];
 	memset(last, CANARY, OBJ_SIZE);
@@ -2874,7 +2861,7 @@ static void test_rcu_detach(void)
 
 	if (setup(&f, "t_rcu_detach", CAPACITY))
 		return;
-	if (alloc_n(f.sc, objs, RCU_OBJS)) {
+	if (alloc_n(f.sc, GFP_KERNEL, objs, RCU_OBJS)) {
 		for (i = 0; i < RCU_OBJS; i++)
 			sheaf_cache_free_rcu(f.sc, objs[i]);
 		CHECK(stat(f.sc, RCU_DONE) < RCU_OBJS);
